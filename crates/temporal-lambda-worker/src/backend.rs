@@ -1,0 +1,84 @@
+//! The seam between the invocation lifecycle and its side effects: the clock, connecting to
+//! Temporal, and creating and running a Worker. [`SdkBackend`] is the real one; the unit tests
+//! substitute a scripted one to reach every branch of the lifecycle without a server.
+
+use std::{future::Future, time::SystemTime};
+
+use temporalio_client::{Client, ClientOptions, ConnectionOptions};
+use temporalio_sdk::{Runtime, Worker, WorkerOptions, WorkerRunError};
+
+use crate::{InvocationError, error::describe};
+
+/// Side effects of one invocation.
+pub(crate) trait Backend {
+    /// A connected, namespace-bound client.
+    type Client;
+    /// A worker that polls until told to stop.
+    type Worker: PollingWorker;
+
+    /// Wall-clock time, against which Lambda's epoch-millisecond deadline is read.
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    /// Connects to the Temporal server. The error is a human-readable reason.
+    fn connect(
+        &self,
+        connection: ConnectionOptions,
+        client: ClientOptions,
+    ) -> impl Future<Output = Result<Self::Client, String>>;
+
+    /// Creates a fresh worker on `client`.
+    fn create_worker(
+        &self,
+        client: Self::Client,
+        options: WorkerOptions,
+    ) -> Result<Self::Worker, InvocationError>;
+}
+
+/// What the lifecycle needs of a worker.
+pub(crate) trait PollingWorker {
+    /// A function that asks the worker to stop polling and drain.
+    fn shutdown_handle(&self) -> Box<dyn Fn()>;
+    /// Polls and processes tasks until stopped, or fails.
+    fn run(&mut self) -> impl Future<Output = Result<(), InvocationError>>;
+}
+
+/// The real backend: the Temporal Rust SDK, on one SDK runtime shared by all invocations.
+pub(crate) struct SdkBackend {
+    pub(crate) runtime: Runtime,
+}
+
+impl Backend for SdkBackend {
+    type Client = Client;
+    type Worker = Worker;
+
+    async fn connect(
+        &self,
+        connection: ConnectionOptions,
+        client: ClientOptions,
+    ) -> Result<Client, String> {
+        Client::connect(connection, client)
+            .await
+            .map_err(|e| describe(&e))
+    }
+
+    fn create_worker(&self, client: Client, options: WorkerOptions) -> Result<Worker, InvocationError> {
+        Worker::new(&self.runtime, client, options)
+            .map_err(|e| InvocationError::WorkerStart(describe(&e)))
+    }
+}
+
+impl PollingWorker for Worker {
+    fn shutdown_handle(&self) -> Box<dyn Fn()> {
+        Box::new(Worker::shutdown_handle(self))
+    }
+
+    async fn run(&mut self) -> Result<(), InvocationError> {
+        Worker::run(self).await.map_err(|e| match e {
+            // Validation is the worker's check-in with the namespace before it polls.
+            e @ WorkerRunError::Validation(_) => InvocationError::WorkerStart(describe(&e)),
+            e => InvocationError::WorkerFailed(describe(&e)),
+        })
+    }
+}

@@ -1,0 +1,75 @@
+//! The Lambda-tuned defaults, in one place.
+//!
+//! A Lambda execution environment has little CPU, is billed by the millisecond and lives one
+//! invocation at a time, so the worker polls with few pollers and keeps few tasks in flight.
+//! [`crate::Options`] is pre-filled with these values before `configure` runs; anything the user
+//! sets in `configure` wins, except eager activities (see [`EAGER_ACTIVITY_RESERVATIONS`]).
+
+use std::time::Duration;
+
+use temporalio_common::worker::{WorkerDeploymentOptions, WorkerDeploymentVersion};
+use temporalio_sdk::{
+    WorkerOptions,
+    runtime::{
+        PollerBehavior,
+        worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
+    },
+};
+
+/// Activities executing at once.
+pub const MAX_CONCURRENT_ACTIVITIES: usize = 2;
+/// Workflow tasks processed at once.
+pub const MAX_CONCURRENT_WORKFLOW_TASKS: usize = 10;
+/// Local activities executing at once.
+pub const MAX_CONCURRENT_LOCAL_ACTIVITIES: usize = 2;
+/// Nexus tasks at once (the SDK 1.1.1 cannot host Nexus handlers; kept for parity).
+pub const MAX_CONCURRENT_NEXUS_TASKS: usize = 5;
+/// Concurrent activity task polls.
+pub const ACTIVITY_TASK_POLLERS: usize = 1;
+/// Concurrent workflow task polls (the SDK requires at least 2 while the sticky cache is on).
+pub const WORKFLOW_TASK_POLLERS: usize = 2;
+/// Concurrent Nexus task polls.
+pub const NEXUS_TASK_POLLERS: usize = 1;
+/// How long a stopping worker lets in-flight tasks finish before cancelling activities.
+pub const WORKER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Workflows kept in the sticky cache.
+pub const STICKY_CACHE_SIZE: usize = 100;
+/// Eager activity slots per workflow task. Always 0: an eagerly started activity is bound to
+/// this invocation, which may be about to end, so the server must dispatch activities through
+/// the task queue where any invocation can pick them up.
+pub const EAGER_ACTIVITY_RESERVATIONS: usize = 0;
+/// Time reserved at the end of each invocation for the worker to stop and hooks to run.
+pub const SHUTDOWN_DEADLINE_BUFFER: Duration =
+    Duration::from_secs(WORKER_STOP_TIMEOUT.as_secs() + 2);
+
+/// Worker options carrying every Lambda default, for `task_queue` and `version`, with
+/// Worker Deployment Versioning on.
+pub(crate) fn worker_options(task_queue: String, version: WorkerDeploymentVersion) -> WorkerOptions {
+    WorkerOptions::new(task_queue)
+        // Setting the deployment options here also spares the SDK from hashing the executable
+        // for a default build id at every worker creation.
+        .deployment_options(
+            WorkerDeploymentOptions::new(version)
+                .use_worker_versioning(true)
+                .build(),
+        )
+        .tuner(
+            TunerHolder::builder()
+                .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
+                    MAX_CONCURRENT_WORKFLOW_TASKS,
+                ))
+                .activity_task_slot_supplier(FixedSizeSlotSupplier::new(MAX_CONCURRENT_ACTIVITIES))
+                .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+                    MAX_CONCURRENT_LOCAL_ACTIVITIES,
+                ))
+                .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(MAX_CONCURRENT_NEXUS_TASKS))
+                .build(),
+        )
+        .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(WORKFLOW_TASK_POLLERS))
+        .activity_task_poller_behavior(PollerBehavior::SimpleMaximum(ACTIVITY_TASK_POLLERS))
+        .nexus_task_poller_behavior(PollerBehavior::SimpleMaximum(NEXUS_TASK_POLLERS))
+        .graceful_shutdown_period(WORKER_STOP_TIMEOUT)
+        .max_cached_workflows(STICKY_CACHE_SIZE)
+        .max_eager_activity_reservations_per_workflow_task(EAGER_ACTIVITY_RESERVATIONS)
+        .build()
+}

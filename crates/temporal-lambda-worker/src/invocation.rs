@@ -1,0 +1,186 @@
+//! One Lambda invocation: check the time budget, connect, run a fresh worker until
+//! `deadline - buffer`, stop it within a hard bound, then run the shutdown hooks.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::Context;
+use serde::Serialize;
+use tokio::time::{Instant, sleep_until, timeout_at};
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::{
+    InvocationError,
+    backend::{Backend, PollingWorker},
+    error::describe,
+    options::{Settings, ShutdownHook},
+};
+
+/// An invocation with this little work time (deadline − now − buffer) or less fails at once.
+pub const MIN_WORK_TIME: Duration = Duration::from_secs(1);
+/// An invocation with less work time than this logs a warning.
+pub const LOW_WORK_TIME: Duration = Duration::from_secs(5);
+/// How long past the stop timeout a stopping worker may take before it is abandoned: activities
+/// have been cancelled by then, and this is their time to notice.
+const HARD_STOP_GRACE: Duration = Duration::from_millis(500);
+/// Kept free before the deadline so the response reaches Lambda in time.
+const RETURN_MARGIN: Duration = Duration::from_millis(250);
+
+/// What an invocation reports back as its response.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub(crate) struct Summary {
+    /// The worker identity used for this invocation.
+    pub(crate) identity: String,
+    /// `graceful` when the worker drained in time, `abandoned` when tasks that ignored
+    /// cancellation were left behind at the hard stop.
+    pub(crate) shutdown: &'static str,
+    /// Time from asking the worker to stop until it stopped or was abandoned.
+    pub(crate) stop_ms: u64,
+}
+
+/// Serves one invocation.
+pub(crate) async fn invoke<B: Backend>(
+    backend: &B,
+    settings: &Settings,
+    context: &Context,
+) -> Result<Summary, InvocationError> {
+    let deadline = deadline_instant(backend.now(), context.deadline);
+    let identity = settings
+        .worker
+        .client_identity_override
+        .clone()
+        .unwrap_or_else(|| identity(context));
+    let span = info_span!("invocation", request_id = %context.request_id, identity = %identity);
+    async {
+        let work_time = check_work_time(deadline, settings.shutdown_deadline_buffer)?;
+        info!(work_time_ms = work_time.as_millis() as u64, "invocation started");
+        let outcome = work(backend, settings, deadline, identity).await;
+        run_hooks(&settings.hooks, earlier(deadline, RETURN_MARGIN)).await;
+        match &outcome {
+            Ok(summary) => info!(shutdown = summary.shutdown, stop_ms = summary.stop_ms, "invocation finished"),
+            Err(e) => error!(error = %e, "invocation failed"),
+        }
+        outcome
+    }
+    .instrument(span)
+    .await
+}
+
+async fn work<B: Backend>(
+    backend: &B,
+    settings: &Settings,
+    deadline: Instant,
+    identity: String,
+) -> Result<Summary, InvocationError> {
+    let buffer = settings.shutdown_deadline_buffer;
+    let stop_polling = earlier(deadline, buffer);
+    let address = settings.connection.target.to_string();
+    let connect = backend.connect(settings.connection.clone(), settings.client.clone());
+    let client = match timeout_at(stop_polling, connect).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(reason)) => return Err(InvocationError::Connect { address, reason }),
+        Err(_) => {
+            return Err(InvocationError::Connect {
+                address,
+                reason: "no answer before the work time ran out".to_owned(),
+            });
+        }
+    };
+    // Connecting took time; what is left must still be worth polling for.
+    check_work_time(deadline, buffer)?;
+
+    let mut options = settings.worker.clone();
+    options.client_identity_override = Some(identity.clone());
+    let mut worker = backend.create_worker(client, options)?;
+    let shutdown = worker.shutdown_handle();
+    let run = worker.run();
+    tokio::pin!(run);
+    tokio::select! {
+        result = &mut run => {
+            return Err(result.err().unwrap_or_else(|| InvocationError::WorkerFailed(
+                "the worker stopped polling before it was asked to".to_owned(),
+            )));
+        }
+        () = sleep_until(stop_polling) => {}
+    }
+
+    shutdown();
+    let stop_started = Instant::now();
+    // The SDK cancels activities after the stop timeout but then waits for them however long
+    // they take; this bound keeps the invocation inside its deadline regardless.
+    let hard_stop = (stop_polling + settings.stop_timeout + HARD_STOP_GRACE)
+        .min(earlier(deadline, RETURN_MARGIN * 2));
+    let shutdown = match timeout_at(hard_stop, run).await {
+        Ok(Ok(())) => "graceful",
+        Ok(Err(e)) => {
+            // The tasks were processed; a failure while stopping is worth a log line, not a
+            // function error (Lambda retries failed asynchronous invocations).
+            warn!(error = %e, "the worker reported an error while stopping");
+            "graceful"
+        }
+        Err(_) => {
+            warn!(
+                stop_timeout_ms = settings.stop_timeout.as_millis() as u64,
+                "tasks still running at the hard stop were abandoned; they ignored cancellation \
+                 and will be retried by Temporal after their timeouts"
+            );
+            "abandoned"
+        }
+    };
+    Ok(Summary {
+        identity,
+        shutdown,
+        stop_ms: stop_started.elapsed().as_millis() as u64,
+    })
+}
+
+/// Runs the hooks in order, each bounded by `end`; a failure is logged and the next one runs.
+async fn run_hooks(hooks: &[ShutdownHook], end: Instant) {
+    for (index, hook) in hooks.iter().enumerate() {
+        match timeout_at(end, hook()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(hook = index, error = %describe(e.as_ref()), "shutdown hook failed"),
+            Err(_) => error!(hook = index, "shutdown hook ran out of time before the deadline"),
+        }
+    }
+}
+
+/// Work time left, or an error when it is too little to be useful.
+fn check_work_time(deadline: Instant, buffer: Duration) -> Result<Duration, InvocationError> {
+    let until_deadline = deadline.saturating_duration_since(Instant::now());
+    let work_time = until_deadline.saturating_sub(buffer);
+    if work_time <= MIN_WORK_TIME {
+        return Err(InvocationError::DeadlineTooClose {
+            until_deadline,
+            buffer,
+            work_time,
+        });
+    }
+    if work_time < LOW_WORK_TIME {
+        warn!(
+            work_time_ms = work_time.as_millis() as u64,
+            "little work time in this invocation: raise the function timeout (a few minutes is \
+             typical) so each invocation can do more than start and stop"
+        );
+    }
+    Ok(work_time)
+}
+
+/// Lambda's deadline (milliseconds since the epoch) on the monotonic clock.
+fn deadline_instant(now: SystemTime, deadline_ms: u64) -> Instant {
+    let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    Instant::now() + deadline.duration_since(now).unwrap_or_default()
+}
+
+fn earlier(instant: Instant, by: Duration) -> Instant {
+    instant.checked_sub(by).unwrap_or(instant)
+}
+
+/// `<request id>@<invoked function arn>`, with `unknown` for a part Lambda left empty.
+pub(crate) fn identity(context: &Context) -> String {
+    let or_unknown = |s: &str| if s.is_empty() { "unknown".to_owned() } else { s.to_owned() };
+    format!(
+        "{}@{}",
+        or_unknown(&context.request_id),
+        or_unknown(&context.invoked_function_arn)
+    )
+}

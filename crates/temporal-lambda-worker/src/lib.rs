@@ -1,0 +1,68 @@
+#![warn(missing_docs)]
+//! Run [Temporal](https://temporal.io) Workers on AWS Lambda.
+//!
+//! Temporal's Serverless Workers: when tasks arrive on a task queue with no poller, Temporal
+//! invokes a Lambda function. Each invocation of a function built with this crate starts a
+//! Worker, polls until shortly before the invocation deadline, stops the Worker gracefully and
+//! returns in time. It is the Rust counterpart of the Go SDK's `lambdaworker`.
+//!
+//! ```no_run
+//! use temporal_lambda_worker::{BoxError, Version, VersioningBehavior, run_worker};
+//!
+//! #[tokio::main]
+//! async fn main() {
+//!     run_worker(Version::new("my-app", "build-1"), |options| {
+//!         options.default_versioning_behavior(VersioningBehavior::Pinned);
+//!         // options.register_workflow::<MyWorkflow>()?;
+//!         // options.register_activities(MyActivities);
+//!         options.on_shutdown(|| async { Ok::<_, BoxError>(()) });
+//!         Ok::<_, BoxError>(())
+//!     })
+//!     .await;
+//! }
+//! ```
+//!
+//! - Configuration: [`Options`] arrives pre-filled with the Lambda [`defaults`], the task queue
+//!   from `TEMPORAL_TASK_QUEUE`, and the client configuration from `temporal.toml` and
+//!   Temporal's `TEMPORAL_*` environment variables ([`CONFIG_FILE_NAME`] says where it is found).
+//! - Versioning is always on: every workflow needs Pinned or AutoUpgrade
+//!   ([`Options::register_workflow_with_behavior`], [`Options::default_versioning_behavior`]).
+//! - Deadlines: polling stops at `deadline - shutdown_deadline_buffer`; the worker then drains
+//!   for at most its stop timeout, and a hard bound returns the invocation before its deadline
+//!   even when an activity ignores cancellation. Shutdown hooks run last.
+//! - [`LambdaWorker`] is the handler as a `tower::Service`, for layers and tests.
+//!
+//! # Dependencies of a worker crate
+//!
+//! The SDK's macros expand to paths in `temporalio_sdk`, `temporalio_common`,
+//! `temporalio_workflow` and `futures`, so a crate that defines workflows or activities depends
+//! on those directly, alongside `temporalio-macros` and `tokio`. The greeting sample's
+//! `Cargo.toml` is the minimal list.
+//!
+//! # Cargo features
+//!
+//! None yet: the crate has no optional parts.
+
+mod backend;
+mod config;
+pub mod defaults;
+mod environment;
+mod error;
+mod invocation;
+mod logging;
+mod options;
+mod worker;
+
+pub use config::CONFIG_FILE_NAME;
+pub use error::{BoxError, Error, InvocationError};
+pub use invocation::{LOW_WORK_TIME, MIN_WORK_TIME};
+pub use logging::init_logging;
+pub use options::{Options, Version, VersioningBehavior};
+pub use worker::{LambdaWorker, run_worker};
+
+/// The Lambda runtime this crate serves through, re-exported for its `Context` and `LambdaEvent`.
+pub use lambda_runtime;
+/// The Temporal client crate, re-exported for the types in [`Options`].
+pub use temporalio_client as client;
+/// The Temporal SDK crate, re-exported for the types in [`Options`].
+pub use temporalio_sdk as sdk;

@@ -1,0 +1,387 @@
+//! What `configure` receives: [`Options`], pre-filled with the Lambda defaults, and the checks
+//! that turn it into the settings every invocation uses.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use futures::{FutureExt, future::LocalBoxFuture};
+use temporalio_client::{ClientOptions, ConnectionOptions};
+use temporalio_common::{WorkflowDefinition, worker::WorkerDeploymentVersion};
+use temporalio_sdk::{
+    WorkerOptions, WorkflowRegistrationError, activities::ActivityImplementer,
+};
+use temporalio_workflow::workflows::WorkflowImplementation;
+
+use crate::{BoxError, Error, config::ClientConfig, defaults};
+
+pub use temporalio_common::worker::VersioningBehavior;
+
+/// The Worker Deployment Version this binary runs as: the deployment's name and this build's id.
+///
+/// Both must be non-empty. Temporal routes tasks, and invokes the function, per version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    /// The Worker Deployment's name, for example `my-app`.
+    pub deployment_name: String,
+    /// This build's id, for example `build-1` or a git commit.
+    pub build_id: String,
+}
+
+impl Version {
+    /// A version from a deployment name and a build id.
+    pub fn new(deployment_name: impl Into<String>, build_id: impl Into<String>) -> Self {
+        Self {
+            deployment_name: deployment_name.into(),
+            build_id: build_id.into(),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<WorkerDeploymentVersion, Error> {
+        let missing = match (
+            self.deployment_name.trim().is_empty(),
+            self.build_id.trim().is_empty(),
+        ) {
+            (false, false) => None,
+            (true, false) => Some("the deployment name is empty"),
+            (false, true) => Some("the build id is empty"),
+            (true, true) => Some("the deployment name and the build id are empty"),
+        };
+        if let Some(missing) = missing {
+            return Err(Error::InvalidVersion(format!(
+                "{missing}: pass both to run_worker, for example Version::new(\"my-app\", \"build-1\")"
+            )));
+        }
+        Ok(WorkerDeploymentVersion::builder()
+            .deployment_name(self.deployment_name.clone())
+            .build_id(self.build_id.clone())
+            .build())
+    }
+}
+
+type HookFuture = LocalBoxFuture<'static, Result<(), BoxError>>;
+pub(crate) type ShutdownHook = Arc<dyn Fn() -> HookFuture + Send + Sync>;
+
+/// Everything `configure` may change, pre-filled before it runs.
+///
+/// - `worker`: the SDK's [`WorkerOptions`] with the Lambda defaults (see [`crate::defaults`]),
+///   the task queue from `TEMPORAL_TASK_QUEUE`, and this [`Version`] with versioning on.
+///   Set any field; your values win, except eager activities, which stay disabled.
+/// - `connection` and `client`: loaded from `temporal.toml` and the environment.
+/// - `shutdown_deadline_buffer`: time reserved at the end of each invocation (stop timeout + 2 s).
+///
+/// Register workflows through [`Options::register_workflow`] or
+/// [`Options::register_workflow_with_behavior`] so their versioning behaviour is known, and
+/// activities through [`Options::register_activities`] (or `worker` directly).
+pub struct Options {
+    /// Worker options. The task queue is `worker.task_queue`; the worker's stop timeout is
+    /// `worker.graceful_shutdown_period`.
+    pub worker: WorkerOptions,
+    /// How to reach the Temporal server: address, TLS, API key, gRPC metadata.
+    pub connection: ConnectionOptions,
+    /// Client options: namespace, data converter.
+    pub client: ClientOptions,
+    /// Time reserved before the invocation deadline for the worker to stop (its stop timeout)
+    /// and for shutdown hooks to run. Polling ends at `deadline - shutdown_deadline_buffer`.
+    pub shutdown_deadline_buffer: Duration,
+    explicit_behaviors: Vec<(String, VersioningBehavior)>,
+    hooks: Vec<ShutdownHook>,
+}
+
+impl Options {
+    pub(crate) fn new(task_queue: String, version: WorkerDeploymentVersion, config: ClientConfig) -> Self {
+        Self {
+            worker: defaults::worker_options(task_queue, version),
+            connection: config.connection,
+            client: config.client,
+            shutdown_deadline_buffer: defaults::SHUTDOWN_DEADLINE_BUFFER,
+            explicit_behaviors: Vec::new(),
+            hooks: Vec::new(),
+        }
+    }
+
+    /// Registers a workflow that runs under the worker's default versioning behaviour
+    /// (see [`Options::default_versioning_behavior`]).
+    pub fn register_workflow<W>(&mut self) -> Result<&mut Self, WorkflowRegistrationError>
+    where
+        W: WorkflowImplementation,
+        <W::Run as WorkflowDefinition>::Input: Send,
+    {
+        self.worker.register_workflow::<W>()?;
+        Ok(self)
+    }
+
+    /// Registers a workflow with its own versioning behaviour.
+    ///
+    /// The Temporal Rust SDK 1.1.1 sends one behaviour for every workflow of a worker, so
+    /// workflows registered with different behaviours on the same worker are rejected at start
+    /// (with an error saying which); see the README, "Versioning behaviours".
+    pub fn register_workflow_with_behavior<W>(
+        &mut self,
+        behavior: VersioningBehavior,
+    ) -> Result<&mut Self, WorkflowRegistrationError>
+    where
+        W: WorkflowImplementation,
+        <W::Run as WorkflowDefinition>::Input: Send,
+    {
+        let before = workflow_types(&self.worker);
+        self.worker.register_workflow::<W>()?;
+        let added = workflow_types(&self.worker)
+            .into_iter()
+            .filter(|name| !before.contains(name));
+        self.explicit_behaviors
+            .extend(added.map(|name| (name, behavior)));
+        Ok(self)
+    }
+
+    /// Registers every activity of an `#[activities]` implementation.
+    pub fn register_activities<A: ActivityImplementer>(&mut self, activities: A) -> &mut Self {
+        self.worker.register_activities(activities);
+        self
+    }
+
+    /// Sets the versioning behaviour of workflows registered without one.
+    pub fn default_versioning_behavior(&mut self, behavior: VersioningBehavior) -> &mut Self {
+        self.worker.deployment_options.default_versioning_behavior = Some(behavior);
+        self
+    }
+
+    /// Adds a hook that runs at the end of every invocation, after the worker has stopped.
+    ///
+    /// Hooks run in registration order, each bounded by the time left before the deadline.
+    /// A hook that fails or runs out of time is logged and the next one still runs.
+    pub fn on_shutdown<F, Fut, E>(&mut self, hook: F) -> &mut Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + 'static,
+        E: Into<BoxError>,
+    {
+        self.hooks
+            .push(Arc::new(move || hook().map(|r| r.map_err(Into::into)).boxed_local()));
+        self
+    }
+}
+
+fn workflow_types(worker: &WorkerOptions) -> Vec<String> {
+    worker
+        .workflows()
+        .workflow_definitions()
+        .map(|definition| definition.workflow_type.clone())
+        .collect()
+}
+
+/// The checked settings every invocation of this process uses.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) worker: WorkerOptions,
+    pub(crate) connection: ConnectionOptions,
+    pub(crate) client: ClientOptions,
+    pub(crate) shutdown_deadline_buffer: Duration,
+    pub(crate) stop_timeout: Duration,
+    pub(crate) hooks: Vec<ShutdownHook>,
+}
+
+/// The smallest gap between the stop timeout and the buffer: time for the hard stop and hooks.
+const MIN_BUFFER_BEYOND_STOP_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Options {
+    /// Checks what `configure` left and resolves the worker's versioning behaviour.
+    pub(crate) fn into_settings(mut self, version: &WorkerDeploymentVersion) -> Result<Settings, Error> {
+        if self.worker.task_queue.trim().is_empty() {
+            return Err(Error::MissingTaskQueue);
+        }
+        let deployment = &mut self.worker.deployment_options;
+        if deployment.version != *version {
+            return Err(Error::InvalidVersion(
+                "options.worker.deployment_options.version was changed in configure: the version \
+                 is the one passed to run_worker; pass the one you want there"
+                    .to_owned(),
+            ));
+        }
+        if !deployment.use_worker_versioning {
+            return Err(Error::Versioning(
+                "use_worker_versioning was turned off in configure: serverless workers are always \
+                 versioned (Temporal invokes the function per deployment version); leave it on"
+                    .to_owned(),
+            ));
+        }
+        let registered = workflow_types(&self.worker);
+        let deployment = &mut self.worker.deployment_options;
+        deployment.default_versioning_behavior = resolve_behavior(
+            deployment.default_versioning_behavior,
+            &self.explicit_behaviors,
+            &registered,
+        )?;
+        if self.worker.max_eager_activity_reservations_per_workflow_task
+            != defaults::EAGER_ACTIVITY_RESERVATIONS
+        {
+            tracing::warn!(
+                requested = self.worker.max_eager_activity_reservations_per_workflow_task,
+                "eager activities stay disabled on Lambda: an eager activity would be bound to an \
+                 invocation that may be about to end"
+            );
+            self.worker.max_eager_activity_reservations_per_workflow_task =
+                defaults::EAGER_ACTIVITY_RESERVATIONS;
+        }
+        let stop_timeout = self.worker.graceful_shutdown_period.ok_or_else(|| {
+            Error::InvalidOptions(
+                "options.worker.graceful_shutdown_period is None: set the worker stop timeout, \
+                 which bounds how long in-flight tasks may finish (default 5s)"
+                    .to_owned(),
+            )
+        })?;
+        let buffer = self.shutdown_deadline_buffer;
+        if buffer < stop_timeout + MIN_BUFFER_BEYOND_STOP_TIMEOUT {
+            return Err(Error::InvalidOptions(format!(
+                "shutdown_deadline_buffer ({}ms) must exceed the worker stop timeout \
+                 (graceful_shutdown_period, {}ms) by at least 1s, time for the hard stop and the \
+                 shutdown hooks: raise the buffer (recommended: stop timeout + 2s) or lower the \
+                 stop timeout",
+                buffer.as_millis(),
+                stop_timeout.as_millis()
+            )));
+        }
+        Ok(Settings {
+            worker: self.worker,
+            connection: self.connection,
+            client: self.client,
+            shutdown_deadline_buffer: buffer,
+            stop_timeout,
+            hooks: self.hooks,
+        })
+    }
+}
+
+/// The one behaviour the worker can send for all its workflows, or why there is none.
+///
+/// The SDK sends no per-workflow behaviour, so the server applies the worker default to every
+/// workflow. That is only honest when every workflow's chosen behaviour equals that default.
+fn resolve_behavior(
+    default: Option<VersioningBehavior>,
+    explicit: &[(String, VersioningBehavior)],
+    registered: &[String],
+) -> Result<Option<VersioningBehavior>, Error> {
+    let default = default.filter(|b| *b != VersioningBehavior::Unspecified);
+    if let Some((name, _)) = explicit
+        .iter()
+        .find(|(_, b)| *b == VersioningBehavior::Unspecified)
+    {
+        return Err(Error::Versioning(format!(
+            "workflow {name} was registered with VersioningBehavior::Unspecified: choose Pinned or \
+             AutoUpgrade"
+        )));
+    }
+    let mut chosen: Vec<(&str, VersioningBehavior)> = explicit
+        .iter()
+        .map(|(name, b)| (name.as_str(), *b))
+        .collect();
+    let without: Vec<&str> = registered
+        .iter()
+        .map(String::as_str)
+        .filter(|name| !explicit.iter().any(|(n, _)| n == name))
+        .collect();
+    if let Some(default) = default {
+        chosen.extend(without.iter().map(|name| (*name, default)));
+    } else if !without.is_empty() {
+        return Err(Error::Versioning(format!(
+            "no versioning behaviour for workflow(s) {}: register them with \
+             register_workflow_with_behavior(VersioningBehavior::Pinned or AutoUpgrade), or set \
+             options.default_versioning_behavior(...)",
+            without.join(", ")
+        )));
+    }
+    let first = chosen.first().map(|(_, b)| *b);
+    if let Some(first) = first
+        && chosen.iter().any(|(_, b)| *b != first)
+    {
+        let list = |wanted: VersioningBehavior| {
+            chosen
+                .iter()
+                .filter(|(_, b)| *b == wanted)
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (pinned, auto) = (
+            list(VersioningBehavior::Pinned),
+            list(VersioningBehavior::AutoUpgrade),
+        );
+        return Err(Error::Versioning(format!(
+            "workflows on one worker need one behaviour, but Pinned is chosen for {pinned} and \
+             AutoUpgrade for {auto}: the Temporal Rust SDK 1.1.1 sends a single behaviour per \
+             worker and would run some of them under the other one; give them the same \
+             behaviour, or deploy them as separate functions (one deployment each)"
+        )));
+    }
+    Ok(first.or(default))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use VersioningBehavior::{AutoUpgrade, Pinned, Unspecified};
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn version_needs_both_parts() {
+        assert!(Version::new("app", "b1").validate().is_ok());
+        for (d, b, expect) in [
+            ("", "b1", "deployment name is empty"),
+            ("app", " ", "build id is empty"),
+            ("", "", "deployment name and the build id are empty"),
+        ] {
+            let err = Version::new(d, b).validate().unwrap_err().to_string();
+            assert!(err.contains(expect) && err.contains("Version::new"), "{err}");
+        }
+    }
+
+    #[test]
+    fn default_covers_workflows_registered_without_behaviour() {
+        let got = resolve_behavior(Some(Pinned), &[], &names(&["A", "B"])).unwrap();
+        assert_eq!(got, Some(Pinned));
+    }
+
+    #[test]
+    fn agreeing_explicit_behaviours_become_the_worker_default() {
+        let explicit = [("A".to_owned(), AutoUpgrade), ("B".to_owned(), AutoUpgrade)];
+        let got = resolve_behavior(None, &explicit, &names(&["A", "B"])).unwrap();
+        assert_eq!(got, Some(AutoUpgrade));
+    }
+
+    #[test]
+    fn explicit_behaviour_matching_the_default_is_fine() {
+        let explicit = [("A".to_owned(), Pinned)];
+        let got = resolve_behavior(Some(Pinned), &explicit, &names(&["A", "B"])).unwrap();
+        assert_eq!(got, Some(Pinned));
+    }
+
+    #[test]
+    fn a_mix_the_sdk_cannot_express_is_rejected_naming_both_sides() {
+        let explicit = [("A".to_owned(), AutoUpgrade)];
+        let err = resolve_behavior(Some(Pinned), &explicit, &names(&["A", "B"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Pinned is chosen for B") && err.contains("AutoUpgrade for A"), "{err}");
+        let explicit = [("A".to_owned(), AutoUpgrade), ("B".to_owned(), Pinned)];
+        assert!(resolve_behavior(None, &explicit, &names(&["A", "B"])).is_err());
+    }
+
+    #[test]
+    fn a_workflow_without_behaviour_is_rejected_by_name() {
+        let explicit = [("A".to_owned(), Pinned)];
+        let err = resolve_behavior(None, &explicit, &names(&["A", "B"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("workflow(s) B") && err.contains("default_versioning_behavior"), "{err}");
+        // A default of Unspecified is no default.
+        assert!(resolve_behavior(Some(Unspecified), &[], &names(&["B"])).is_err());
+        let unspecified = [("A".to_owned(), Unspecified)];
+        assert!(resolve_behavior(None, &unspecified, &names(&["A"])).is_err());
+    }
+
+    #[test]
+    fn activity_only_workers_need_no_behaviour() {
+        assert_eq!(resolve_behavior(None, &[], &[]).unwrap(), None);
+    }
+}
