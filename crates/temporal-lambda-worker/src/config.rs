@@ -192,6 +192,13 @@ mod tests {
         dir
     }
 
+    fn load_err(env: &Environment) -> Error {
+        match load(env) {
+            Err(e) => e,
+            Ok(_) => panic!("expected a configuration error"),
+        }
+    }
+
     fn env_in(cwd: &Path) -> Environment {
         Environment {
             cwd: cwd.to_owned(),
@@ -276,14 +283,14 @@ mod tests {
         let env = env_in(dir.path()).with("TEMPORAL_PROFILE", "staging");
         assert_eq!(load(&env).unwrap().connection.target.as_str(), "http://b:2/");
         let env = env_in(dir.path()).with("TEMPORAL_PROFILE", "prod");
-        let err = load(&env).unwrap_err().to_string();
+        let err = load_err(&env).to_string();
         assert!(err.contains("profile 'prod'") && err.contains("temporal.toml"), "{err}");
     }
 
     #[test]
     fn parse_error_names_the_file_and_the_problem() {
         let dir = dir_with_file("[profile.default\naddress = ");
-        let err = load(&env_in(dir.path())).unwrap_err();
+        let err = load_err(&env_in(dir.path()));
         let msg = err.to_string();
         assert!(matches!(err, Error::ConfigFile { .. }), "{err:?}");
         assert!(msg.contains(&dir.path().join(CONFIG_FILE_NAME).display().to_string()), "{msg}");
@@ -308,11 +315,11 @@ mod tests {
             "[profile.default]\naddress = \"h:7233\"\n[profile.default.tls]\n\
              disable_host_verification = true\n",
         );
-        let err = load(&env_in(dir.path())).unwrap_err().to_string();
+        let err = load_err(&env_in(dir.path())).to_string();
         assert!(err.contains("disable_host_verification") && err.contains("server_name"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let env = env_in(dir.path()).with("TEMPORAL_CODEC_ENDPOINT", "http://codec");
-        let err = load(&env).unwrap_err().to_string();
+        let err = load_err(&env).to_string();
         assert!(err.contains("codec"), "{err}");
     }
 
@@ -322,7 +329,7 @@ mod tests {
         let env = env_in(dir.path())
             .with("TEMPORAL_ADDRESS", "h:7233")
             .with("TEMPORAL_TLS_SERVER_CA_CERT_PATH", "/no/such/ca.pem");
-        let err = load(&env).unwrap_err().to_string();
+        let err = load_err(&env).to_string();
         assert!(err.contains("tls.server_ca_cert") && err.contains("/no/such/ca.pem"), "{err}");
     }
 
@@ -341,7 +348,7 @@ mod tests {
     fn profile_without_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let env = env_in(dir.path()).with("TEMPORAL_PROFILE", "prod");
-        let err = load(&env).unwrap_err().to_string();
+        let err = load_err(&env).to_string();
         assert!(err.contains("TEMPORAL_PROFILE") && err.contains("no config file"), "{err}");
     }
 }

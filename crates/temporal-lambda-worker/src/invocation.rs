@@ -184,3 +184,7 @@ pub(crate) fn identity(context: &Context) -> String {
         or_unknown(&context.invoked_function_arn)
     )
 }
+
+#[cfg(test)]
+#[path = "invocation_tests.rs"]
+mod tests;

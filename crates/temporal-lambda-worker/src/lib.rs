@@ -51,6 +51,8 @@ mod error;
 mod invocation;
 mod logging;
 mod options;
+#[cfg(test)]
+mod test_support;
 mod worker;
 
 pub use config::CONFIG_FILE_NAME;

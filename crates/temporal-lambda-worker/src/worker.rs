@@ -166,3 +166,258 @@ fn check_lambda_environment(env: &Environment) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use temporalio_sdk::runtime::{
+        PollerBehavior,
+        worker_tuner::{FixedSizeSlotSupplier, SlotSupplier, TunerHolder, WorkerTuner},
+    };
+
+    use super::*;
+    use crate::{
+        VersioningBehavior, defaults,
+        test_support::{FirstWorkflow, SampleActivities, SecondWorkflow},
+    };
+
+    fn env() -> (tempfile::TempDir, Environment) {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Environment {
+            cwd: dir.path().to_owned(),
+            ..Default::default()
+        }
+        .with("TEMPORAL_TASK_QUEUE", "from-env");
+        (dir, env)
+    }
+
+    fn version() -> Version {
+        Version::new("app", "b1")
+    }
+
+    fn pinned(options: &mut Options) -> Result<(), BoxError> {
+        options.register_workflow_with_behavior::<FirstWorkflow>(VersioningBehavior::Pinned)?;
+        options.register_activities(SampleActivities);
+        Ok(())
+    }
+
+    fn setup_err(
+        env: &Environment,
+        version: &Version,
+        configure: impl FnOnce(&mut Options) -> Result<(), BoxError>,
+    ) -> Error {
+        match setup(env, version, configure) {
+            Err(e) => e,
+            Ok(_) => panic!("expected a setup error"),
+        }
+    }
+
+    fn slots(tuner: &WorkerTuner) -> [usize; 4] {
+        let WorkerTuner::TunerHolder(holder) = tuner else {
+            panic!("expected fixed-size slots")
+        };
+        let fixed = |supplier: &SlotSupplier| match supplier {
+            SlotSupplier::FixedSize(FixedSizeSlotSupplier { num_slots, .. }) => *num_slots,
+            other => panic!("expected a fixed-size supplier, got {other:?}"),
+        };
+        [
+            fixed(&holder.workflow_task_slot_supplier),
+            fixed(&holder.activity_task_slot_supplier),
+            fixed(&holder.local_activity_task_slot_supplier),
+            fixed(&holder.nexus_task_slot_supplier),
+        ]
+    }
+
+    #[test]
+    fn every_lambda_default_is_applied() {
+        let (_dir, env) = env();
+        let settings = setup(&env, &version(), pinned).unwrap();
+        let worker = &settings.worker;
+        // workflow tasks, activities, local activities, Nexus tasks
+        assert_eq!(slots(&worker.tuner), [10, 2, 2, 5]);
+        assert_eq!(worker.workflow_task_poller_behavior, Some(PollerBehavior::SimpleMaximum(2)));
+        assert_eq!(worker.activity_task_poller_behavior, Some(PollerBehavior::SimpleMaximum(1)));
+        assert_eq!(worker.nexus_task_poller_behavior, Some(PollerBehavior::SimpleMaximum(1)));
+        assert_eq!(worker.graceful_shutdown_period, Some(Duration::from_secs(5)));
+        assert_eq!(settings.stop_timeout, Duration::from_secs(5));
+        assert_eq!(worker.max_eager_activity_reservations_per_workflow_task, 0);
+        assert_eq!(worker.max_cached_workflows, 100);
+        assert_eq!(settings.shutdown_deadline_buffer, Duration::from_secs(7));
+        assert!(worker.deployment_options.use_worker_versioning);
+        assert_eq!(worker.deployment_options.version.deployment_name, "app");
+        assert_eq!(worker.deployment_options.version.build_id, "b1");
+        assert_eq!(
+            worker.deployment_options.default_versioning_behavior,
+            Some(VersioningBehavior::Pinned)
+        );
+        assert_eq!(worker.task_queue, "from-env");
+        assert_eq!(worker.client_identity_override, None);
+    }
+
+    #[test]
+    fn user_values_win_except_eager_activities() {
+        let (_dir, env) = env();
+        let settings = setup(&env, &version(), |options| {
+            pinned(options)?;
+            options.worker.task_queue = "from-code".to_owned();
+            options.worker.max_cached_workflows = 7;
+            options.worker.tuner = TunerHolder::builder()
+                .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(3))
+                .activity_task_slot_supplier(FixedSizeSlotSupplier::new(4))
+                .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(5))
+                .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(6))
+                .build()
+                .into();
+            options.worker.activity_task_poller_behavior = Some(PollerBehavior::SimpleMaximum(3));
+            options.worker.graceful_shutdown_period = Some(Duration::from_secs(20));
+            options.shutdown_deadline_buffer = Duration::from_secs(25);
+            options.worker.max_eager_activity_reservations_per_workflow_task = 3;
+            options.client.namespace = "from-code".to_owned();
+            Ok::<_, BoxError>(())
+        })
+        .unwrap();
+        assert_eq!(settings.worker.task_queue, "from-code");
+        assert_eq!(settings.worker.max_cached_workflows, 7);
+        assert_eq!(slots(&settings.worker.tuner), [3, 4, 5, 6]);
+        assert_eq!(
+            settings.worker.activity_task_poller_behavior,
+            Some(PollerBehavior::SimpleMaximum(3))
+        );
+        assert_eq!(settings.stop_timeout, Duration::from_secs(20));
+        assert_eq!(settings.shutdown_deadline_buffer, Duration::from_secs(25));
+        assert_eq!(settings.client.namespace, "from-code");
+        assert_eq!(
+            settings.worker.max_eager_activity_reservations_per_workflow_task,
+            defaults::EAGER_ACTIVITY_RESERVATIONS
+        );
+    }
+
+    #[test]
+    fn missing_task_queue_is_a_setup_error() {
+        let (_dir, mut env) = env();
+        env.vars.remove("TEMPORAL_TASK_QUEUE");
+        let err = setup_err(&env, &version(), pinned);
+        assert!(matches!(err, Error::MissingTaskQueue));
+        assert!(err.to_string().contains("TEMPORAL_TASK_QUEUE"));
+    }
+
+    #[test]
+    fn missing_or_partial_version_is_a_setup_error() {
+        let (_dir, env) = env();
+        for version in [Version::new("", ""), Version::new("app", ""), Version::new("", "b1")] {
+            assert!(matches!(setup_err(&env, &version, pinned), Error::InvalidVersion(_)));
+        }
+    }
+
+    #[test]
+    fn the_version_and_versioning_cannot_be_changed_in_configure() {
+        let (_dir, env) = env();
+        let err = setup_err(&env, &version(), |options| {
+            pinned(options)?;
+            options.worker.deployment_options.version.build_id = "other".to_owned();
+            Ok(())
+        });
+        assert!(err.to_string().contains("passed to run_worker"), "{err}");
+        let err = setup_err(&env, &version(), |options| {
+            pinned(options)?;
+            options.worker.deployment_options.use_worker_versioning = false;
+            Ok(())
+        });
+        assert!(err.to_string().contains("always versioned"), "{err}");
+    }
+
+    #[test]
+    fn configure_errors_are_reported() {
+        let (_dir, env) = env();
+        let err = setup_err(&env, &version(), |_| Err("database URL missing".into()));
+        assert!(matches!(err, Error::Configure(_)));
+        assert!(err.to_string().contains("database URL missing"));
+        // A registration error returned with `?` from configure, too.
+        let err = setup_err(&env, &version(), |options| {
+            options.register_workflow::<FirstWorkflow>()?;
+            options.register_workflow::<FirstWorkflow>()?;
+            Ok(())
+        });
+        assert!(err.to_string().contains("FirstWorkflow"), "{err}");
+    }
+
+    #[test]
+    fn config_load_errors_stop_setup_before_configure() {
+        let (dir, env) = env();
+        std::fs::write(dir.path().join("temporal.toml"), "not = [toml").unwrap();
+        let mut called = false;
+        let err = match setup(&env, &version(), |_| {
+            called = true;
+            Ok::<_, BoxError>(())
+        }) {
+            Err(e) => e,
+            Ok(_) => panic!("expected a config error"),
+        };
+        assert!(matches!(err, Error::ConfigFile { .. }), "{err}");
+        assert!(!called);
+    }
+
+    #[test]
+    fn versioning_behaviours_are_checked_at_setup() {
+        let (_dir, env) = env();
+        let err = setup_err(&env, &version(), |options| {
+            options.register_workflow::<FirstWorkflow>()?;
+            Ok(())
+        });
+        assert!(matches!(err, Error::Versioning(_)), "{err}");
+        let err = setup_err(&env, &version(), |options| {
+            options.register_workflow_with_behavior::<FirstWorkflow>(VersioningBehavior::Pinned)?;
+            options.register_workflow_with_behavior::<SecondWorkflow>(VersioningBehavior::AutoUpgrade)?;
+            Ok(())
+        });
+        assert!(err.to_string().contains("separate functions"), "{err}");
+        // A workflow registered on the SDK options directly is covered by the default.
+        let settings = setup(&env, &version(), |options| {
+            options.worker.register_workflow::<SecondWorkflow>()?;
+            options.default_versioning_behavior(VersioningBehavior::AutoUpgrade);
+            Ok::<_, BoxError>(())
+        })
+        .unwrap();
+        assert_eq!(
+            settings.worker.deployment_options.default_versioning_behavior,
+            Some(VersioningBehavior::AutoUpgrade)
+        );
+    }
+
+    #[test]
+    fn buffer_must_leave_room_beyond_the_stop_timeout() {
+        let (_dir, env) = env();
+        for (stop, buffer) in [(5, 5), (5, 3), (10, 7), (0, 0)] {
+            let err = setup_err(&env, &version(), |options| {
+                pinned(options)?;
+                options.worker.graceful_shutdown_period = Some(Duration::from_secs(stop));
+                options.shutdown_deadline_buffer = Duration::from_secs(buffer);
+                Ok(())
+            });
+            assert!(err.to_string().contains("shutdown_deadline_buffer"), "{err}");
+        }
+        let err = setup_err(&env, &version(), |options| {
+            pinned(options)?;
+            options.worker.graceful_shutdown_period = None;
+            Ok(())
+        });
+        assert!(err.to_string().contains("graceful_shutdown_period"), "{err}");
+    }
+
+    #[test]
+    fn outside_lambda_the_missing_variable_is_named() {
+        let (_dir, env) = env();
+        let err = check_lambda_environment(&env).unwrap_err();
+        assert!(matches!(err, Error::NotInLambda { missing: "AWS_LAMBDA_RUNTIME_API" }));
+        assert!(err.to_string().contains("Running locally"));
+        let env = env
+            .with("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
+            .with("AWS_LAMBDA_FUNCTION_NAME", "f")
+            .with("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .with("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots");
+        assert!(check_lambda_environment(&env).unwrap_err().to_string().contains("'lots'"));
+        let env = env.with("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128");
+        assert!(check_lambda_environment(&env).is_ok());
+    }
+}

@@ -1,0 +1,310 @@
+//! The invocation lifecycle, branch by branch, on a virtual clock with a scripted backend.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use super::*;
+use crate::{
+    BoxError, Options, Version, VersioningBehavior,
+    environment::Environment,
+    test_support::{FakeBackend, FirstWorkflow, LogCapture, Script},
+    worker::setup,
+};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn settings_with(configure: impl FnOnce(&mut Options)) -> Settings {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Environment {
+        cwd: dir.path().to_owned(),
+        ..Default::default()
+    }
+    .with("TEMPORAL_TASK_QUEUE", "tq")
+    .with("TEMPORAL_ADDRESS", "temporal.test:7233");
+    setup(&env, &Version::new("app", "b1"), |options| {
+        options.register_workflow_with_behavior::<FirstWorkflow>(VersioningBehavior::Pinned)?;
+        configure(options);
+        Ok::<_, BoxError>(())
+    })
+    .unwrap()
+}
+
+fn settings() -> Settings {
+    settings_with(|_| {})
+}
+
+#[tokio::test(start_paused = true)]
+async fn success_polls_until_deadline_minus_buffer_then_stops_then_runs_hooks() {
+    let log = Arc::new(Mutex::new(Vec::<&str>::new()));
+    let settings = settings_with(|options| {
+        for name in ["hook 1", "hook 2"] {
+            let log = Arc::clone(&log);
+            options.on_shutdown(move || {
+                log.lock().unwrap().push(name);
+                async { Ok::<_, BoxError>(()) }
+            });
+        }
+    });
+    let backend = FakeBackend::new(Script {
+        drain: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let summary = invoke(&backend, &settings, &backend.context(60 * SECOND))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        backend.names(),
+        [
+            "connect http://temporal.test:7233/",
+            "create worker as req-1@arn:aws:lambda:us-east-1:123456789012:function:f",
+            "run",
+            "stop requested",
+            "stopped",
+        ]
+    );
+    // Polling ends exactly at deadline − buffer (60 s − 7 s).
+    assert_eq!(backend.at("stop requested"), 53 * SECOND);
+    assert_eq!(summary.shutdown, "graceful");
+    assert_eq!(summary.stop_ms, 300);
+    // Hooks ran once each, in order, after the worker stopped.
+    assert_eq!(*log.lock().unwrap(), ["hook 1", "hook 2"]);
+    assert!(backend.elapsed() < 60 * SECOND);
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_invocation_gets_a_fresh_worker_and_hooks_run_each_time() {
+    let runs = Arc::new(Mutex::new(0));
+    let counter = Arc::clone(&runs);
+    let settings = settings_with(move |options| {
+        options.on_shutdown(move || {
+            *counter.lock().unwrap() += 1;
+            async { Ok::<_, BoxError>(()) }
+        });
+    });
+    let backend = FakeBackend::new(Script::default());
+    for _ in 0..2 {
+        invoke(&backend, &settings, &backend.context(20 * SECOND))
+            .await
+            .unwrap();
+    }
+    let created = backend
+        .names()
+        .iter()
+        .filter(|e| e.starts_with("create worker"))
+        .count();
+    assert_eq!(created, 2);
+    assert_eq!(*runs.lock().unwrap(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_hook_is_logged_and_the_next_one_still_runs() {
+    let ran = Arc::new(Mutex::new(Vec::<&str>::new()));
+    let (first, second) = (Arc::clone(&ran), Arc::clone(&ran));
+    let settings = settings_with(move |options| {
+        options.on_shutdown(move || {
+            first.lock().unwrap().push("failing");
+            async { Err::<(), BoxError>("flush refused".into()) }
+        });
+        options.on_shutdown(move || {
+            second.lock().unwrap().push("next");
+            async { Ok::<_, BoxError>(()) }
+        });
+    });
+    let logs = LogCapture::start();
+    let backend = FakeBackend::new(Script::default());
+    invoke(&backend, &settings, &backend.context(20 * SECOND))
+        .await
+        .unwrap();
+    assert_eq!(*ran.lock().unwrap(), ["failing", "next"]);
+    let text = logs.text();
+    assert!(text.contains("shutdown hook failed") && text.contains("flush refused"), "{text}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_that_hangs_is_cut_off_before_the_deadline() {
+    let settings = settings_with(|options| {
+        options.on_shutdown(|| async {
+            std::future::pending::<()>().await;
+            Ok::<_, BoxError>(())
+        });
+    });
+    let logs = LogCapture::start();
+    let backend = FakeBackend::new(Script::default());
+    invoke(&backend, &settings, &backend.context(20 * SECOND))
+        .await
+        .unwrap();
+    assert!(backend.elapsed() < 20 * SECOND, "{:?}", backend.elapsed());
+    assert!(logs.text().contains("ran out of time"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn connect_error_is_the_invocation_error_and_names_the_address() {
+    let backend = FakeBackend::new(Script {
+        connect_error: Some("connection refused".to_owned()),
+        ..Default::default()
+    });
+    let err = invoke(&backend, &settings(), &backend.context(30 * SECOND))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, InvocationError::Connect { .. }));
+    let msg = err.to_string();
+    assert!(msg.contains("http://temporal.test:7233/") && msg.contains("connection refused"), "{msg}");
+    assert!(!backend.names().iter().any(|e| e.starts_with("create worker")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_that_hangs_ends_within_the_work_time() {
+    let backend = FakeBackend::new(Script {
+        connect_delay: 3600 * SECOND,
+        ..Default::default()
+    });
+    let err = invoke(&backend, &settings(), &backend.context(30 * SECOND))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no answer"), "{err}");
+    assert!(backend.elapsed() <= 23 * SECOND);
+}
+
+#[tokio::test(start_paused = true)]
+async fn connect_time_is_taken_from_the_work_time_not_the_buffer() {
+    // 10 s to the deadline, 7 s buffer: 3 s of work time at entry (a warning), then the
+    // connection takes 2.5 s, leaving 0.5 s: too little, so no worker is started.
+    let backend = FakeBackend::new(Script {
+        connect_delay: Duration::from_millis(2500),
+        ..Default::default()
+    });
+    let err = invoke(&backend, &settings(), &backend.context(10 * SECOND))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, InvocationError::DeadlineTooClose { .. }), "{err}");
+    assert!(!backend.names().iter().any(|e| e.starts_with("create worker")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn worker_start_errors_surface() {
+    for script in [
+        Script {
+            create_error: true,
+            ..Default::default()
+        },
+        Script {
+            start_error: true,
+            ..Default::default()
+        },
+    ] {
+        let backend = FakeBackend::new(script);
+        let err = invoke(&backend, &settings(), &backend.context(30 * SECOND))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, InvocationError::WorkerStart(_)), "{err}");
+        assert!(backend.elapsed() < SECOND, "a start failure returns at once");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_stops_on_its_own_is_an_error() {
+    let backend = FakeBackend::new(Script {
+        stops_early: true,
+        ..Default::default()
+    });
+    let err = invoke(&backend, &settings(), &backend.context(30 * SECOND))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("before it was asked to"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_activity_ignoring_cancellation_is_abandoned_at_the_hard_bound() {
+    let ran = Arc::new(Mutex::new(false));
+    let flag = Arc::clone(&ran);
+    let settings = settings_with(move |options| {
+        options.on_shutdown(move || {
+            *flag.lock().unwrap() = true;
+            async { Ok::<_, BoxError>(()) }
+        });
+    });
+    let backend = FakeBackend::new(Script {
+        ignores_shutdown: true,
+        ..Default::default()
+    });
+    let summary = invoke(&backend, &settings, &backend.context(60 * SECOND))
+        .await
+        .unwrap();
+    assert_eq!(summary.shutdown, "abandoned");
+    // Stop requested at 53 s; stop timeout 5 s; 0.5 s grace: returned at 58.5 s.
+    assert_eq!(summary.stop_ms, 5500);
+    assert_eq!(backend.elapsed(), Duration::from_millis(58_500));
+    assert!(*ran.lock().unwrap(), "hooks still run after an abandoned stop");
+}
+
+#[tokio::test(start_paused = true)]
+async fn too_little_time_fails_at_once_without_connecting() {
+    let backend = FakeBackend::new(Script::default());
+    // 8 s to the deadline − 7 s buffer = 1 s of work time: refused.
+    let err = invoke(&backend, &settings(), &backend.context(8 * SECOND))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, InvocationError::DeadlineTooClose { .. }));
+    assert!(msg.contains("raise the function timeout"), "{msg}");
+    assert!(backend.names().is_empty(), "{:?}", backend.names());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_past_deadline_fails_at_once() {
+    let backend = FakeBackend::new(Script::default());
+    let mut context = backend.context(SECOND);
+    context.deadline = 0;
+    assert!(invoke(&backend, &settings(), &context).await.is_err());
+    assert!(backend.names().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn little_time_warns_but_works() {
+    let logs = LogCapture::start();
+    let backend = FakeBackend::new(Script::default());
+    // 11 s − 7 s = 4 s of work time: under 5 s.
+    invoke(&backend, &settings(), &backend.context(11 * SECOND))
+        .await
+        .unwrap();
+    assert!(logs.text().contains("little work time"), "{}", logs.text());
+    let logs = LogCapture::start();
+    let backend = FakeBackend::new(Script::default());
+    invoke(&backend, &settings(), &backend.context(13 * SECOND))
+        .await
+        .unwrap();
+    assert!(!logs.text().contains("little work time"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn identity_comes_from_the_context_unless_the_user_set_one() {
+    let backend = FakeBackend::new(Script::default());
+    let mut context = backend.context(20 * SECOND);
+    context.request_id.clear();
+    context.invoked_function_arn.clear();
+    let summary = invoke(&backend, &settings(), &context).await.unwrap();
+    assert_eq!(summary.identity, "unknown@unknown");
+    assert!(backend.names().contains(&"create worker as unknown@unknown".to_owned()));
+
+    let settings = settings_with(|options| {
+        options.worker.client_identity_override = Some("mine".to_owned());
+    });
+    let backend = FakeBackend::new(Script::default());
+    let summary = invoke(&backend, &settings, &backend.context(20 * SECOND))
+        .await
+        .unwrap();
+    assert_eq!(summary.identity, "mine");
+    assert!(backend.names().contains(&"create worker as mine".to_owned()));
+}
+
+#[test]
+fn identity_joins_request_id_and_function_arn() {
+    let mut context = Context::default();
+    context.request_id = "abc".to_owned();
+    assert_eq!(identity(&context), "abc@unknown");
+    context.invoked_function_arn = "arn:x".to_owned();
+    assert_eq!(identity(&context), "abc@arn:x");
+}
