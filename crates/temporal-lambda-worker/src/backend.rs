@@ -63,7 +63,11 @@ impl Backend for SdkBackend {
             .map_err(|e| describe(&e))
     }
 
-    fn create_worker(&self, client: Client, options: WorkerOptions) -> Result<Worker, InvocationError> {
+    fn create_worker(
+        &self,
+        client: Client,
+        options: WorkerOptions,
+    ) -> Result<Worker, InvocationError> {
         Worker::new(&self.runtime, client, options)
             .map_err(|e| InvocationError::WorkerStart(describe(&e)))
     }

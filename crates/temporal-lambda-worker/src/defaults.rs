@@ -44,7 +44,10 @@ pub const SHUTDOWN_DEADLINE_BUFFER: Duration =
 
 /// Worker options carrying every Lambda default, for `task_queue` and `version`, with
 /// Worker Deployment Versioning on.
-pub(crate) fn worker_options(task_queue: String, version: WorkerDeploymentVersion) -> WorkerOptions {
+pub(crate) fn worker_options(
+    task_queue: String,
+    version: WorkerDeploymentVersion,
+) -> WorkerOptions {
     WorkerOptions::new(task_queue)
         // Setting the deployment options here also spares the SDK from hashing the executable
         // for a default build id at every worker creation.

@@ -25,7 +25,10 @@ impl Environment {
 
     /// The variable's value, or `None` when it is unset or empty.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     #[cfg(test)]

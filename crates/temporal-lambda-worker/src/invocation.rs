@@ -52,11 +52,18 @@ pub(crate) async fn invoke<B: Backend>(
     let span = info_span!("invocation", request_id = %context.request_id, identity = %identity);
     async {
         let work_time = check_work_time(deadline, settings.shutdown_deadline_buffer)?;
-        info!(work_time_ms = work_time.as_millis() as u64, "invocation started");
+        info!(
+            work_time_ms = work_time.as_millis() as u64,
+            "invocation started"
+        );
         let outcome = work(backend, settings, deadline, identity).await;
         run_hooks(&settings.hooks, earlier(deadline, RETURN_MARGIN)).await;
         match &outcome {
-            Ok(summary) => info!(shutdown = summary.shutdown, stop_ms = summary.stop_ms, "invocation finished"),
+            Ok(summary) => info!(
+                shutdown = summary.shutdown,
+                stop_ms = summary.stop_ms,
+                "invocation finished"
+            ),
             Err(e) => error!(error = %e, "invocation failed"),
         }
         outcome
@@ -138,8 +145,13 @@ async fn run_hooks(hooks: &[ShutdownHook], end: Instant) {
     for (index, hook) in hooks.iter().enumerate() {
         match timeout_at(end, hook()).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => error!(hook = index, error = %describe(e.as_ref()), "shutdown hook failed"),
-            Err(_) => error!(hook = index, "shutdown hook ran out of time before the deadline"),
+            Ok(Err(e)) => {
+                error!(hook = index, error = %describe(e.as_ref()), "shutdown hook failed")
+            }
+            Err(_) => error!(
+                hook = index,
+                "shutdown hook ran out of time before the deadline"
+            ),
         }
     }
 }
@@ -177,7 +189,13 @@ fn earlier(instant: Instant, by: Duration) -> Instant {
 
 /// `<request id>@<invoked function arn>`, with `unknown` for a part Lambda left empty.
 pub(crate) fn identity(context: &Context) -> String {
-    let or_unknown = |s: &str| if s.is_empty() { "unknown".to_owned() } else { s.to_owned() };
+    let or_unknown = |s: &str| {
+        if s.is_empty() {
+            "unknown".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
     format!(
         "{}@{}",
         or_unknown(&context.request_id),

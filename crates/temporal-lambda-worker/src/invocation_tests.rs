@@ -120,7 +120,10 @@ async fn a_failing_hook_is_logged_and_the_next_one_still_runs() {
         .unwrap();
     assert_eq!(*ran.lock().unwrap(), ["failing", "next"]);
     let text = logs.text();
-    assert!(text.contains("shutdown hook failed") && text.contains("flush refused"), "{text}");
+    assert!(
+        text.contains("shutdown hook failed") && text.contains("flush refused"),
+        "{text}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -151,8 +154,16 @@ async fn connect_error_is_the_invocation_error_and_names_the_address() {
         .unwrap_err();
     assert!(matches!(err, InvocationError::Connect { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("http://temporal.test:7233/") && msg.contains("connection refused"), "{msg}");
-    assert!(!backend.names().iter().any(|e| e.starts_with("create worker")));
+    assert!(
+        msg.contains("http://temporal.test:7233/") && msg.contains("connection refused"),
+        "{msg}"
+    );
+    assert!(
+        !backend
+            .names()
+            .iter()
+            .any(|e| e.starts_with("create worker"))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -179,8 +190,16 @@ async fn connect_time_is_taken_from_the_work_time_not_the_buffer() {
     let err = invoke(&backend, &settings(), &backend.context(10 * SECOND))
         .await
         .unwrap_err();
-    assert!(matches!(err, InvocationError::DeadlineTooClose { .. }), "{err}");
-    assert!(!backend.names().iter().any(|e| e.starts_with("create worker")));
+    assert!(
+        matches!(err, InvocationError::DeadlineTooClose { .. }),
+        "{err}"
+    );
+    assert!(
+        !backend
+            .names()
+            .iter()
+            .any(|e| e.starts_with("create worker"))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -200,7 +219,10 @@ async fn worker_start_errors_surface() {
             .await
             .unwrap_err();
         assert!(matches!(err, InvocationError::WorkerStart(_)), "{err}");
-        assert!(backend.elapsed() < SECOND, "a start failure returns at once");
+        assert!(
+            backend.elapsed() < SECOND,
+            "a start failure returns at once"
+        );
     }
 }
 
@@ -237,7 +259,10 @@ async fn an_activity_ignoring_cancellation_is_abandoned_at_the_hard_bound() {
     // Stop requested at 53 s; stop timeout 5 s; 0.5 s grace: returned at 58.5 s.
     assert_eq!(summary.stop_ms, 5500);
     assert_eq!(backend.elapsed(), Duration::from_millis(58_500));
-    assert!(*ran.lock().unwrap(), "hooks still run after an abandoned stop");
+    assert!(
+        *ran.lock().unwrap(),
+        "hooks still run after an abandoned stop"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -287,7 +312,11 @@ async fn identity_comes_from_the_context_unless_the_user_set_one() {
     context.invoked_function_arn.clear();
     let summary = invoke(&backend, &settings(), &context).await.unwrap();
     assert_eq!(summary.identity, "unknown@unknown");
-    assert!(backend.names().contains(&"create worker as unknown@unknown".to_owned()));
+    assert!(
+        backend
+            .names()
+            .contains(&"create worker as unknown@unknown".to_owned())
+    );
 
     let settings = settings_with(|options| {
         options.worker.client_identity_override = Some("mine".to_owned());
@@ -297,7 +326,11 @@ async fn identity_comes_from_the_context_unless_the_user_set_one() {
         .await
         .unwrap();
     assert_eq!(summary.identity, "mine");
-    assert!(backend.names().contains(&"create worker as mine".to_owned()));
+    assert!(
+        backend
+            .names()
+            .contains(&"create worker as mine".to_owned())
+    );
 }
 
 #[test]

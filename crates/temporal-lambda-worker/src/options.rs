@@ -6,9 +6,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use futures::{FutureExt, future::LocalBoxFuture};
 use temporalio_client::{ClientOptions, ConnectionOptions};
 use temporalio_common::{WorkflowDefinition, worker::WorkerDeploymentVersion};
-use temporalio_sdk::{
-    WorkerOptions, WorkflowRegistrationError, activities::ActivityImplementer,
-};
+use temporalio_sdk::{WorkerOptions, WorkflowRegistrationError, activities::ActivityImplementer};
 use temporalio_workflow::workflows::WorkflowImplementation;
 
 use crate::{BoxError, Error, config::ClientConfig, defaults};
@@ -87,7 +85,11 @@ pub struct Options {
 }
 
 impl Options {
-    pub(crate) fn new(task_queue: String, version: WorkerDeploymentVersion, config: ClientConfig) -> Self {
+    pub(crate) fn new(
+        task_queue: String,
+        version: WorkerDeploymentVersion,
+        config: ClientConfig,
+    ) -> Self {
         Self {
             worker: defaults::worker_options(task_queue, version),
             connection: config.connection,
@@ -154,8 +156,9 @@ impl Options {
         Fut: Future<Output = Result<(), E>> + 'static,
         E: Into<BoxError>,
     {
-        self.hooks
-            .push(Arc::new(move || hook().map(|r| r.map_err(Into::into)).boxed_local()));
+        self.hooks.push(Arc::new(move || {
+            hook().map(|r| r.map_err(Into::into)).boxed_local()
+        }));
         self
     }
 }
@@ -184,7 +187,10 @@ const MIN_BUFFER_BEYOND_STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Options {
     /// Checks what `configure` left and resolves the worker's versioning behaviour.
-    pub(crate) fn into_settings(mut self, version: &WorkerDeploymentVersion) -> Result<Settings, Error> {
+    pub(crate) fn into_settings(
+        mut self,
+        version: &WorkerDeploymentVersion,
+    ) -> Result<Settings, Error> {
         if self.worker.task_queue.trim().is_empty() {
             return Err(Error::MissingTaskQueue);
         }
@@ -210,15 +216,20 @@ impl Options {
             &self.explicit_behaviors,
             &registered,
         )?;
-        if self.worker.max_eager_activity_reservations_per_workflow_task
+        if self
+            .worker
+            .max_eager_activity_reservations_per_workflow_task
             != defaults::EAGER_ACTIVITY_RESERVATIONS
         {
             tracing::warn!(
-                requested = self.worker.max_eager_activity_reservations_per_workflow_task,
+                requested = self
+                    .worker
+                    .max_eager_activity_reservations_per_workflow_task,
                 "eager activities stay disabled on Lambda: an eager activity would be bound to an \
                  invocation that may be about to end"
             );
-            self.worker.max_eager_activity_reservations_per_workflow_task =
+            self.worker
+                .max_eager_activity_reservations_per_workflow_task =
                 defaults::EAGER_ACTIVITY_RESERVATIONS;
         }
         let stop_timeout = self.worker.graceful_shutdown_period.ok_or_else(|| {
@@ -332,7 +343,10 @@ mod tests {
             ("", "", "deployment name and the build id are empty"),
         ] {
             let err = Version::new(d, b).validate().unwrap_err().to_string();
-            assert!(err.contains(expect) && err.contains("Version::new"), "{err}");
+            assert!(
+                err.contains(expect) && err.contains("Version::new"),
+                "{err}"
+            );
         }
     }
 
@@ -362,7 +376,10 @@ mod tests {
         let err = resolve_behavior(Some(Pinned), &explicit, &names(&["A", "B"]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("Pinned is chosen for B") && err.contains("AutoUpgrade for A"), "{err}");
+        assert!(
+            err.contains("Pinned is chosen for B") && err.contains("AutoUpgrade for A"),
+            "{err}"
+        );
         let explicit = [("A".to_owned(), AutoUpgrade), ("B".to_owned(), Pinned)];
         assert!(resolve_behavior(None, &explicit, &names(&["A", "B"])).is_err());
     }
@@ -373,7 +390,10 @@ mod tests {
         let err = resolve_behavior(None, &explicit, &names(&["A", "B"]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("workflow(s) B") && err.contains("default_versioning_behavior"), "{err}");
+        assert!(
+            err.contains("workflow(s) B") && err.contains("default_versioning_behavior"),
+            "{err}"
+        );
         // A default of Unspecified is no default.
         assert!(resolve_behavior(Some(Unspecified), &[], &names(&["B"])).is_err());
         let unspecified = [("A".to_owned(), Unspecified)];

@@ -102,7 +102,8 @@ impl FakeBackend {
         let deadline = self.now() + in_;
         let mut context = Context::default();
         context.request_id = "req-1".to_owned();
-        context.invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:f".to_owned();
+        context.invoked_function_arn =
+            "arn:aws:lambda:us-east-1:123456789012:function:f".to_owned();
         context.deadline = deadline
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap()
@@ -110,13 +111,21 @@ impl FakeBackend {
         context
     }
 
-    pub(crate) fn record(events: &Rc<RefCell<Vec<(Duration, String)>>>, start: Instant, what: String) {
+    pub(crate) fn record(
+        events: &Rc<RefCell<Vec<(Duration, String)>>>,
+        start: Instant,
+        what: String,
+    ) {
         events.borrow_mut().push((start.elapsed(), what));
     }
 
     /// The recorded event names, in order.
     pub(crate) fn names(&self) -> Vec<String> {
-        self.events.borrow().iter().map(|(_, e)| e.clone()).collect()
+        self.events
+            .borrow()
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect()
     }
 
     /// When the named event happened, on the virtual clock.
@@ -151,7 +160,11 @@ impl Backend for FakeBackend {
     }
 
     async fn connect(&self, connection: ConnectionOptions, _: ClientOptions) -> Result<(), String> {
-        Self::record(&self.events, self.start_instant, format!("connect {}", connection.target));
+        Self::record(
+            &self.events,
+            self.start_instant,
+            format!("connect {}", connection.target),
+        );
         tokio::time::sleep(self.script.connect_delay).await;
         match &self.script.connect_error {
             Some(reason) => Err(reason.clone()),
@@ -161,9 +174,15 @@ impl Backend for FakeBackend {
 
     fn create_worker(&self, _: (), options: WorkerOptions) -> Result<FakeWorker, InvocationError> {
         let identity = options.client_identity_override.unwrap_or_default();
-        Self::record(&self.events, self.start_instant, format!("create worker as {identity}"));
+        Self::record(
+            &self.events,
+            self.start_instant,
+            format!("create worker as {identity}"),
+        );
         if self.script.create_error {
-            return Err(InvocationError::WorkerStart("scripted create failure".to_owned()));
+            return Err(InvocationError::WorkerStart(
+                "scripted create failure".to_owned(),
+            ));
         }
         Ok(FakeWorker {
             script: self.script.clone(),
@@ -183,7 +202,9 @@ impl PollingWorker for FakeWorker {
     async fn run(&mut self) -> Result<(), InvocationError> {
         FakeBackend::record(&self.events, self.start, "run".to_owned());
         if self.script.start_error {
-            return Err(InvocationError::WorkerStart("namespace not found".to_owned()));
+            return Err(InvocationError::WorkerStart(
+                "namespace not found".to_owned(),
+            ));
         }
         if self.script.stops_early {
             return Ok(());

@@ -11,13 +11,8 @@ use serde_json::Value;
 use temporalio_sdk::{Runtime, runtime::RuntimeOptions};
 
 use crate::{
-    BoxError, Error, InvocationError, Options, Version,
-    backend::SdkBackend,
-    config,
-    environment::Environment,
-    error::describe,
-    invocation::invoke,
-    logging::init_logging,
+    BoxError, Error, InvocationError, Options, Version, backend::SdkBackend, config,
+    environment::Environment, error::describe, invocation::invoke, logging::init_logging,
     options::Settings,
 };
 
@@ -129,7 +124,11 @@ impl Service<LambdaEvent<Value>> for LambdaWorker {
 }
 
 /// Cold-start setup: configuration, `configure`, checks.
-pub(crate) fn setup<F, E>(env: &Environment, version: &Version, configure: F) -> Result<Settings, Error>
+pub(crate) fn setup<F, E>(
+    env: &Environment,
+    version: &Version,
+    configure: F,
+) -> Result<Settings, Error>
 where
     F: FnOnce(&mut Options) -> Result<(), E>,
     E: Into<BoxError>,
@@ -139,7 +138,10 @@ where
     if let Some(file) = &client_config.file {
         tracing::info!(file = %file.display(), "loaded Temporal client configuration");
     }
-    let task_queue = env.get("TEMPORAL_TASK_QUEUE").unwrap_or_default().to_owned();
+    let task_queue = env
+        .get("TEMPORAL_TASK_QUEUE")
+        .unwrap_or_default()
+        .to_owned();
     let mut options = Options::new(task_queue, version.clone(), client_config);
     configure(&mut options).map_err(|e| Error::Configure(e.into()))?;
     options.into_settings(&version)
@@ -157,7 +159,9 @@ fn check_lambda_environment(env: &Environment) -> Result<(), Error> {
     if let Some(missing) = LAMBDA_VARIABLES.into_iter().find(|v| env.get(v).is_none()) {
         return Err(Error::NotInLambda { missing });
     }
-    let memory = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").unwrap_or_default();
+    let memory = env
+        .get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        .unwrap_or_default();
     if memory.parse::<i32>().is_err() {
         return Err(Error::InvalidOptions(format!(
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE is '{memory}', not a number of megabytes: Lambda sets \
@@ -236,10 +240,22 @@ mod tests {
         let worker = &settings.worker;
         // workflow tasks, activities, local activities, Nexus tasks
         assert_eq!(slots(&worker.tuner), [10, 2, 2, 5]);
-        assert_eq!(worker.workflow_task_poller_behavior, Some(PollerBehavior::SimpleMaximum(2)));
-        assert_eq!(worker.activity_task_poller_behavior, Some(PollerBehavior::SimpleMaximum(1)));
-        assert_eq!(worker.nexus_task_poller_behavior, Some(PollerBehavior::SimpleMaximum(1)));
-        assert_eq!(worker.graceful_shutdown_period, Some(Duration::from_secs(5)));
+        assert_eq!(
+            worker.workflow_task_poller_behavior,
+            Some(PollerBehavior::SimpleMaximum(2))
+        );
+        assert_eq!(
+            worker.activity_task_poller_behavior,
+            Some(PollerBehavior::SimpleMaximum(1))
+        );
+        assert_eq!(
+            worker.nexus_task_poller_behavior,
+            Some(PollerBehavior::SimpleMaximum(1))
+        );
+        assert_eq!(
+            worker.graceful_shutdown_period,
+            Some(Duration::from_secs(5))
+        );
         assert_eq!(settings.stop_timeout, Duration::from_secs(5));
         assert_eq!(worker.max_eager_activity_reservations_per_workflow_task, 0);
         assert_eq!(worker.max_cached_workflows, 100);
@@ -272,7 +288,9 @@ mod tests {
             options.worker.activity_task_poller_behavior = Some(PollerBehavior::SimpleMaximum(3));
             options.worker.graceful_shutdown_period = Some(Duration::from_secs(20));
             options.shutdown_deadline_buffer = Duration::from_secs(25);
-            options.worker.max_eager_activity_reservations_per_workflow_task = 3;
+            options
+                .worker
+                .max_eager_activity_reservations_per_workflow_task = 3;
             options.client.namespace = "from-code".to_owned();
             Ok::<_, BoxError>(())
         })
@@ -288,7 +306,9 @@ mod tests {
         assert_eq!(settings.shutdown_deadline_buffer, Duration::from_secs(25));
         assert_eq!(settings.client.namespace, "from-code");
         assert_eq!(
-            settings.worker.max_eager_activity_reservations_per_workflow_task,
+            settings
+                .worker
+                .max_eager_activity_reservations_per_workflow_task,
             defaults::EAGER_ACTIVITY_RESERVATIONS
         );
     }
@@ -305,8 +325,15 @@ mod tests {
     #[test]
     fn missing_or_partial_version_is_a_setup_error() {
         let (_dir, env) = env();
-        for version in [Version::new("", ""), Version::new("app", ""), Version::new("", "b1")] {
-            assert!(matches!(setup_err(&env, &version, pinned), Error::InvalidVersion(_)));
+        for version in [
+            Version::new("", ""),
+            Version::new("app", ""),
+            Version::new("", "b1"),
+        ] {
+            assert!(matches!(
+                setup_err(&env, &version, pinned),
+                Error::InvalidVersion(_)
+            ));
         }
     }
 
@@ -368,7 +395,9 @@ mod tests {
         assert!(matches!(err, Error::Versioning(_)), "{err}");
         let err = setup_err(&env, &version(), |options| {
             options.register_workflow_with_behavior::<FirstWorkflow>(VersioningBehavior::Pinned)?;
-            options.register_workflow_with_behavior::<SecondWorkflow>(VersioningBehavior::AutoUpgrade)?;
+            options.register_workflow_with_behavior::<SecondWorkflow>(
+                VersioningBehavior::AutoUpgrade,
+            )?;
             Ok(())
         });
         assert!(err.to_string().contains("separate functions"), "{err}");
@@ -380,7 +409,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            settings.worker.deployment_options.default_versioning_behavior,
+            settings
+                .worker
+                .deployment_options
+                .default_versioning_behavior,
             Some(VersioningBehavior::AutoUpgrade)
         );
     }
@@ -395,28 +427,44 @@ mod tests {
                 options.shutdown_deadline_buffer = Duration::from_secs(buffer);
                 Ok(())
             });
-            assert!(err.to_string().contains("shutdown_deadline_buffer"), "{err}");
+            assert!(
+                err.to_string().contains("shutdown_deadline_buffer"),
+                "{err}"
+            );
         }
         let err = setup_err(&env, &version(), |options| {
             pinned(options)?;
             options.worker.graceful_shutdown_period = None;
             Ok(())
         });
-        assert!(err.to_string().contains("graceful_shutdown_period"), "{err}");
+        assert!(
+            err.to_string().contains("graceful_shutdown_period"),
+            "{err}"
+        );
     }
 
     #[test]
     fn outside_lambda_the_missing_variable_is_named() {
         let (_dir, env) = env();
         let err = check_lambda_environment(&env).unwrap_err();
-        assert!(matches!(err, Error::NotInLambda { missing: "AWS_LAMBDA_RUNTIME_API" }));
+        assert!(matches!(
+            err,
+            Error::NotInLambda {
+                missing: "AWS_LAMBDA_RUNTIME_API"
+            }
+        ));
         assert!(err.to_string().contains("Running locally"));
         let env = env
             .with("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
             .with("AWS_LAMBDA_FUNCTION_NAME", "f")
             .with("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .with("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots");
-        assert!(check_lambda_environment(&env).unwrap_err().to_string().contains("'lots'"));
+        assert!(
+            check_lambda_environment(&env)
+                .unwrap_err()
+                .to_string()
+                .contains("'lots'")
+        );
         let env = env.with("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128");
         assert!(check_lambda_environment(&env).is_ok());
     }

@@ -1,0 +1,229 @@
+//! The handler against a real `temporal server start-dev`: workflows started by a client
+//! complete through invocations driven with real deadlines.
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use greeting::GreetingWorkflow;
+use support::{DevServer, dev_server, lambda_event, unique};
+use temporal_lambda_worker::{
+    BoxError, LambdaWorker, Options, Version, VersioningBehavior,
+    client::{
+        Client, ClientOptions, ConnectionOptions, Url, WorkflowGetResultOptions,
+        WorkflowStartOptions,
+    },
+    lambda_runtime::Service,
+};
+use temporalio_macros::{activities, workflow, workflow_methods};
+use temporalio_sdk::{
+    ActivityOptions,
+    activities::{ActivityContext, ActivityError},
+};
+use temporalio_workflow::{WorkflowContext, WorkflowResult};
+
+/// A workflow whose activity never finishes and ignores cancellation.
+#[workflow]
+#[derive(Default)]
+struct StubbornWorkflow;
+
+#[workflow_methods]
+impl StubbornWorkflow {
+    #[run]
+    async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<()> {
+        ctx.execute_activity(
+            StubbornActivities::ignore_cancellation,
+            (),
+            ActivityOptions::start_to_close_timeout(Duration::from_secs(3600)),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+struct StubbornActivities;
+
+#[activities]
+impl StubbornActivities {
+    #[activity(name = "ignore_cancellation")]
+    async fn ignore_cancellation(_ctx: ActivityContext) -> Result<(), ActivityError> {
+        // Never looks at its context, so never sees the cancellation.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok(())
+    }
+}
+
+/// A deployment made current for one test, with its own task queue.
+struct Setup {
+    server: &'static DevServer,
+    version: Version,
+    task_queue: String,
+}
+
+fn setup() -> Setup {
+    let server = dev_server();
+    let version = Version::new(unique("deployment"), "build-1");
+    server.set_current_version(&version.deployment_name, &version.build_id);
+    Setup {
+        server,
+        version,
+        task_queue: unique("tq"),
+    }
+}
+
+impl Setup {
+    fn worker(&self, configure: impl FnOnce(&mut Options) -> Result<(), BoxError>) -> LambdaWorker {
+        let address = format!("http://{}", self.server.address);
+        let task_queue = self.task_queue.clone();
+        LambdaWorker::new(self.version.clone(), move |options| {
+            options.connection.target = Url::parse(&address)?;
+            options.worker.task_queue = task_queue;
+            configure(options)
+        })
+        .unwrap()
+    }
+
+    async fn client(&self) -> Client {
+        let target = Url::parse(&format!("http://{}", self.server.address)).unwrap();
+        Client::connect(
+            ConnectionOptions::new(target).build(),
+            ClientOptions::new("default").build(),
+        )
+        .await
+        .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_started_workflow_completes_through_an_invocation_with_version_and_identity() {
+    let setup = setup();
+    let mut worker = setup.worker(greeting::configure);
+    let client = setup.client().await;
+    let workflow_id = unique("greeting");
+    let handle = client
+        .start_workflow(
+            GreetingWorkflow::run,
+            "Lambda".to_owned(),
+            WorkflowStartOptions::new(setup.task_queue.clone(), workflow_id.clone()).build(),
+        )
+        .await
+        .unwrap();
+
+    let event = lambda_event("request-1", Duration::from_secs(12));
+    let deadline = support::deadline_of(&event);
+    let response = worker.call(event).await.unwrap();
+    let returned = SystemTime::now();
+    assert!(returned < deadline, "returned after the deadline");
+    assert_eq!(response["shutdown"], "graceful", "{response}");
+
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        handle.get_result(WorkflowGetResultOptions::default()),
+    )
+    .await
+    .expect("the workflow completed")
+    .unwrap();
+    assert_eq!(result, "Hello, Lambda!");
+
+    let identity = "request-1@arn:aws:lambda:us-east-1:123456789012:function:greeting:1";
+    let history = setup.server.history(&workflow_id);
+    let completed: Vec<_> = history
+        .iter()
+        .filter_map(|e| e.get("workflowTaskCompletedEventAttributes"))
+        .collect();
+    assert!(
+        !completed.is_empty(),
+        "no workflow task completed: {history:?}"
+    );
+    for attributes in completed {
+        assert_eq!(attributes["identity"], identity, "{attributes}");
+        assert_eq!(
+            attributes["versioningBehavior"], "VERSIONING_BEHAVIOR_PINNED",
+            "{attributes}"
+        );
+        let version = &attributes["deploymentVersion"];
+        assert_eq!(
+            version["deploymentName"],
+            setup.version.deployment_name.as_str(),
+            "{attributes}"
+        );
+        assert_eq!(version["buildId"], "build-1", "{attributes}");
+    }
+    let activity_started = history
+        .iter()
+        .find_map(|e| e.get("activityTaskStartedEventAttributes"))
+        .expect("the activity ran");
+    assert_eq!(activity_started["identity"], identity);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_invocation_stops_polling_at_deadline_minus_buffer_and_returns_in_time() {
+    let setup = setup();
+    let mut worker = setup.worker(greeting::configure);
+    let event = lambda_event("idle", Duration::from_secs(10));
+    let deadline = support::deadline_of(&event);
+    let response = worker.call(event).await.unwrap();
+    let returned = SystemTime::now();
+    // Polling ends at deadline − 7 s; an idle worker stops in milliseconds.
+    let before_deadline = deadline
+        .duration_since(returned)
+        .expect("returned before the deadline");
+    assert!(
+        before_deadline > Duration::from_secs(5),
+        "returned {before_deadline:?} before the deadline"
+    );
+    assert!(
+        before_deadline <= Duration::from_secs(7),
+        "returned {before_deadline:?} before the deadline: too early"
+    );
+    assert_eq!(response["shutdown"], "graceful");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_activity_ignoring_cancellation_cannot_hold_the_invocation_past_its_deadline() {
+    let setup = setup();
+    let mut worker = setup.worker(|options| {
+        options
+            .register_workflow_with_behavior::<StubbornWorkflow>(VersioningBehavior::AutoUpgrade)?;
+        options.register_activities(StubbornActivities);
+        options.worker.graceful_shutdown_period = Some(Duration::from_secs(2));
+        options.shutdown_deadline_buffer = Duration::from_secs(3);
+        Ok(())
+    });
+    let client = setup.client().await;
+    client
+        .start_workflow(
+            StubbornWorkflow::run,
+            (),
+            WorkflowStartOptions::new(setup.task_queue.clone(), unique("stubborn")).build(),
+        )
+        .await
+        .unwrap();
+    let event = lambda_event("stubborn", Duration::from_secs(8));
+    let deadline = support::deadline_of(&event);
+    let response = worker.call(event).await.unwrap();
+    let returned = SystemTime::now();
+    assert!(returned < deadline, "returned after the deadline");
+    assert_eq!(response["shutdown"], "abandoned", "{response}");
+    // Stop requested at deadline − 3 s; stop timeout 2 s; then at most 0.5 s more.
+    let stop_ms = response["stop_ms"].as_u64().unwrap();
+    assert!((2000..=2700).contains(&stop_ms), "stop took {stop_ms}ms");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_server_fails_the_invocation_within_its_budget_naming_the_address() {
+    let version = Version::new(unique("deployment"), "build-1");
+    let mut worker = LambdaWorker::new(version, |options| {
+        // Nothing listens on port 1 of loopback.
+        options.connection.target = Url::parse("http://127.0.0.1:1")?;
+        options.worker.task_queue = unique("tq");
+        greeting::configure(options)
+    })
+    .unwrap();
+    let event = lambda_event("unreachable", Duration::from_secs(10));
+    let deadline = support::deadline_of(&event);
+    let err = worker.call(event).await.unwrap_err();
+    assert!(SystemTime::now() < deadline);
+    let msg = err.to_string();
+    assert!(msg.contains("127.0.0.1:1"), "{msg}");
+}
