@@ -13,6 +13,7 @@ use crate::{
     backend::{Backend, PollingWorker},
     error::describe,
     options::{Settings, ShutdownHook},
+    task_count::TaskCount,
 };
 
 /// An invocation with this little work time (deadline − now − buffer) or less fails at once.
@@ -35,6 +36,10 @@ pub(crate) struct Summary {
     pub(crate) shutdown: &'static str,
     /// Time from asking the worker to stop until it stopped or was abandoned.
     pub(crate) stop_ms: u64,
+    /// Workflow tasks (activations with work) this invocation processed.
+    pub(crate) workflow_tasks: u64,
+    /// Activity tasks this invocation started.
+    pub(crate) activity_tasks: u64,
 }
 
 /// Serves one invocation.
@@ -97,6 +102,7 @@ async fn work<B: Backend>(
 
     let mut options = settings.worker.clone();
     options.client_identity_override = Some(identity.clone());
+    let tasks = TaskCount::attach(&mut options);
     let mut worker = backend.create_worker(client, options)?;
     let shutdown = worker.shutdown_handle();
     let run = worker.run();
@@ -137,6 +143,8 @@ async fn work<B: Backend>(
         identity,
         shutdown,
         stop_ms: stop_started.elapsed().as_millis() as u64,
+        workflow_tasks: tasks.workflow_tasks(),
+        activity_tasks: tasks.activity_tasks(),
     })
 }
 

@@ -51,6 +51,7 @@ mod error;
 mod invocation;
 mod logging;
 mod options;
+mod task_count;
 #[cfg(test)]
 mod test_support;
 mod worker;

@@ -115,6 +115,11 @@ async fn a_started_workflow_completes_through_an_invocation_with_version_and_ide
     let returned = SystemTime::now();
     assert!(returned < deadline, "returned after the deadline");
     assert_eq!(response["shutdown"], "graceful", "{response}");
+    assert!(
+        response["workflow_tasks"].as_u64().unwrap() >= 2,
+        "{response}"
+    );
+    assert_eq!(response["activity_tasks"], 1, "{response}");
 
     let result = tokio::time::timeout(
         Duration::from_secs(10),
