@@ -1,0 +1,244 @@
+//! What the environment emulates: the account, the IAM role Temporal assumes, and the functions.
+//! Read from a TOML file by the CLI, or built in code by tests and the demo.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+/// The whole environment.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the Lambda and STS APIs listen. Must be a loopback address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The emulated AWS account id.
+    #[serde(default = "default_account")]
+    pub account_id: String,
+    /// The emulated region.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// The role Temporal assumes before invoking, with the external id its trust policy requires.
+    pub role: RoleConfig,
+    /// A JSON-lines file that receives one record per invocation.
+    #[serde(default)]
+    pub records: Option<PathBuf>,
+    /// Forward the functions' stdout and stderr to this process's stderr.
+    #[serde(default = "yes")]
+    pub forward_logs: bool,
+    /// The functions.
+    #[serde(default, rename = "function")]
+    pub functions: Vec<FunctionConfig>,
+}
+
+/// The IAM role the Worker Controller assumes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// The role's ARN, e.g. `arn:aws:iam::123456789012:role/temporal-invoker`.
+    pub arn: String,
+    /// The external id its trust policy requires (`sts:ExternalId`).
+    pub external_id: String,
+}
+
+/// One function.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionConfig {
+    /// The function name.
+    pub name: String,
+    /// The published version invocations run as (`$LATEST` answers too).
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// The bootstrap and its arguments.
+    pub command: Vec<String>,
+    /// `LAMBDA_TASK_ROOT` and the working directory (the unpacked deployment package).
+    pub task_root: PathBuf,
+    /// The function timeout.
+    #[serde(default = "default_timeout", rename = "timeout_secs", with = "seconds")]
+    pub timeout: Duration,
+    /// The configured memory size in MB (reported, and given to the function; not enforced).
+    #[serde(default = "default_memory")]
+    pub memory_mb: u32,
+    /// Reserved concurrency: at most this many invocations at once; async events queue.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Environment variables of the function, on top of Lambda's.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+impl FunctionConfig {
+    /// A function with Lambda's defaults for everything but its name, command and task root.
+    pub fn new(name: impl Into<String>, command: Vec<String>, task_root: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            version: default_version(),
+            command,
+            task_root: task_root.into(),
+            timeout: default_timeout(),
+            memory_mb: default_memory(),
+            concurrency: default_concurrency(),
+            env: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let name = &self.name;
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "function name '{name}': use 1-64 letters, digits, '-' or '_', as Lambda does"
+            ));
+        }
+        if self.command.is_empty() {
+            return Err(format!("function {name}: command is empty: give the bootstrap's path"));
+        }
+        if self.timeout < Duration::from_secs(1) || self.timeout > Duration::from_secs(900) {
+            return Err(format!(
+                "function {name}: timeout must be 1-900 seconds, as on Lambda"
+            ));
+        }
+        if !(128..=10240).contains(&self.memory_mb) {
+            return Err(format!("function {name}: memory_mb must be 128-10240, as on Lambda"));
+        }
+        if self.concurrency == 0 {
+            return Err(format!("function {name}: concurrency must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// An environment on a free loopback port with the given role and no functions.
+    pub fn new(role: RoleConfig) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            account_id: default_account(),
+            region: default_region(),
+            role,
+            records: None,
+            forward_logs: true,
+            functions: Vec::new(),
+        }
+    }
+
+    /// Parses a TOML configuration.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().replace('\n', " "))
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if !self.listen.ip().is_loopback() {
+            return Err(format!(
+                "listen = {}: the environment only listens on loopback (127.0.0.0/8 or ::1); \
+                 it has no authentication and runs processes on request",
+                self.listen
+            ));
+        }
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("account_id '{}': use 12 digits", self.account_id));
+        }
+        if self.role.external_id.is_empty() {
+            return Err("role.external_id is empty: Temporal requires one".to_owned());
+        }
+        self.functions.iter().try_for_each(FunctionConfig::validate)
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9000))
+}
+fn default_account() -> String {
+    "123456789012".to_owned()
+}
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+fn default_version() -> String {
+    "1".to_owned()
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_memory() -> u32 {
+    128
+}
+fn default_concurrency() -> u32 {
+    10
+}
+fn yes() -> bool {
+    true
+}
+
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_secs(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_file_parses_with_defaults() {
+        let config = Config::from_toml(
+            r#"
+            [role]
+            arn = "arn:aws:iam::123456789012:role/r"
+            external_id = "x"
+            [[function]]
+            name = "greeting"
+            command = ["./bootstrap"]
+            task_root = "."
+            timeout_secs = 30
+            "#,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let function = &config.functions[0];
+        assert_eq!(function.timeout, Duration::from_secs(30));
+        assert_eq!((function.memory_mb, function.concurrency), (128, 10));
+        assert_eq!(function.version, "1");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn non_loopback_listen_addresses_are_refused() {
+        let mut config = Config::new(RoleConfig {
+            arn: "arn:aws:iam::123456789012:role/r".to_owned(),
+            external_id: "x".to_owned(),
+        });
+        config.listen = "0.0.0.0:9000".parse().unwrap();
+        assert!(config.validate().unwrap_err().contains("only listens on loopback"));
+        config.listen = "[::1]:9000".parse().unwrap();
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn bad_functions_are_explained() {
+        let mut function = FunctionConfig::new("bad name", vec!["x".into()], ".");
+        assert!(function.validate().unwrap_err().contains("letters, digits"));
+        function.name = "ok".into();
+        function.timeout = Duration::from_secs(901);
+        assert!(function.validate().unwrap_err().contains("1-900"));
+        function.timeout = Duration::from_secs(3);
+        function.command.clear();
+        assert!(function.validate().unwrap_err().contains("command is empty"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = Config::from_toml("[role]\narn = \"a\"\nexternal_id = \"b\"\ntimeout = 3\n").unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+}

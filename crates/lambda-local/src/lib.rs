@@ -1,0 +1,28 @@
+#![warn(missing_docs)]
+//! A local AWS Lambda environment for Temporal Serverless Workers.
+//!
+//! It serves, on loopback, what Temporal's Worker Controller and a Lambda function talk to:
+//! the Lambda `Invoke` and `GetFunction` APIs, STS `AssumeRole` (enforcing the external id), and
+//! one Lambda Runtime API per execution environment. Execution environments follow Lambda's
+//! lifecycle: cold start on first use, warm reuse, frozen (SIGSTOP) between invocations, killed at
+//! the timeout, at most `concurrency` at once with asynchronous events queued. Every invocation
+//! prints a `REPORT` line and leaves an [`InvocationRecord`].
+//!
+//! [`temporal`] starts the Temporal dev server with its Worker Controller pointed here, and
+//! [`demo`] runs the greeting sample end to end.
+
+mod arn;
+pub mod config;
+pub mod demo;
+mod lambda_api;
+mod pool;
+mod record;
+mod runtime_api;
+mod sandbox;
+mod server;
+mod sts;
+pub mod temporal;
+
+pub use config::{Config, FunctionConfig, RoleConfig};
+pub use record::{InvocationRecord, Outcome};
+pub use server::{Error, LocalLambda};

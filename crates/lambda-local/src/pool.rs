@@ -1,0 +1,366 @@
+//! One function's execution environments: warm reuse, a concurrency limit, a queue for
+//! asynchronous events, and a record of every invocation.
+
+use std::{
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use crate::{
+    arn::function_arn,
+    config::FunctionConfig,
+    record::{InvocationRecord, Outcome, Records},
+    runtime_api::{Answer, Event},
+    sandbox::{Ending, Sandbox},
+};
+
+/// What a synchronous caller gets back.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// The function's response.
+    Response(Bytes),
+    /// A function error (also timeouts and crashes), as Lambda reports it.
+    FunctionError(Bytes),
+}
+
+/// How an invocation was requested.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum InvocationType {
+    RequestResponse,
+    Event,
+}
+
+impl InvocationType {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::RequestResponse => "RequestResponse",
+            Self::Event => "Event",
+        }
+    }
+}
+
+struct Queued {
+    request_id: String,
+    payload: Bytes,
+    invoked_arn: String,
+    received_at: SystemTime,
+}
+
+pub(crate) struct Function {
+    pub(crate) config: FunctionConfig,
+    pub(crate) arn: String,
+    lambda_env: Vec<(String, String)>,
+    idle: Mutex<Vec<Sandbox>>,
+    permits: Arc<Semaphore>,
+    queue: mpsc::UnboundedSender<Queued>,
+    next_environment: AtomicU32,
+    records: Records,
+    forward_logs: bool,
+}
+
+impl Function {
+    pub(crate) fn start(
+        config: FunctionConfig,
+        region: &str,
+        account_id: &str,
+        records: Records,
+        forward_logs: bool,
+    ) -> Arc<Self> {
+        let arn = function_arn(region, account_id, &config.name);
+        let lambda_env = lambda_environment(&config, region);
+        let (queue, mut queued) = mpsc::unbounded_channel::<Queued>();
+        let function = Arc::new(Self {
+            permits: Arc::new(Semaphore::new(config.concurrency as usize)),
+            config,
+            arn,
+            lambda_env,
+            idle: Mutex::default(),
+            queue,
+            next_environment: AtomicU32::new(1),
+            records,
+            forward_logs,
+        });
+        let weak: Weak<Self> = Arc::downgrade(&function);
+        let permits = Arc::clone(&function.permits);
+        // Asynchronous events wait here for a free slot, in arrival order.
+        tokio::spawn(async move {
+            while let Some(event) = queued.recv().await {
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                    return;
+                };
+                let Some(function) = weak.upgrade() else { return };
+                tokio::spawn(async move {
+                    function
+                        .run(event, InvocationType::Event, permit)
+                        .await;
+                });
+            }
+        });
+        function
+    }
+
+    /// Queues an asynchronous invocation and returns its request id.
+    pub(crate) fn enqueue(&self, payload: Bytes, invoked_arn: String) -> String {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let _ = self.queue.send(Queued {
+            request_id: request_id.clone(),
+            payload,
+            invoked_arn,
+            received_at: SystemTime::now(),
+        });
+        request_id
+    }
+
+    /// Runs a synchronous invocation, or returns `None` when every slot is busy (Lambda throttles).
+    pub(crate) async fn invoke(&self, payload: Bytes, invoked_arn: String) -> Option<(InvocationRecord, Reply)> {
+        let permit = Arc::clone(&self.permits).try_acquire_owned().ok()?;
+        let queued = Queued {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            payload,
+            invoked_arn,
+            received_at: SystemTime::now(),
+        };
+        Some(self.run(queued, InvocationType::RequestResponse, permit).await)
+    }
+
+    async fn run(
+        &self,
+        queued: Queued,
+        invocation_type: InvocationType,
+        _permit: OwnedSemaphorePermit,
+    ) -> (InvocationRecord, Reply) {
+        let Queued {
+            request_id,
+            payload,
+            invoked_arn,
+            received_at,
+        } = queued;
+        // Lambda delivers `{}` for an empty payload.
+        let payload = if payload.is_empty() {
+            Bytes::from_static(b"{}")
+        } else {
+            payload
+        };
+        let warm = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let (mut sandbox, init_duration) = match warm {
+            Some(sandbox) => {
+                sandbox.thaw();
+                (sandbox, None)
+            }
+            None => {
+                let id = self.next_environment.fetch_add(1, Ordering::Relaxed);
+                let mut env = self.lambda_env.clone();
+                env.push((
+                    "AWS_LAMBDA_LOG_STREAM_NAME".to_owned(),
+                    format!("{}/[{}]{id:032x}", chrono::Utc::now().format("%Y/%m/%d"), self.config.version),
+                ));
+                match Sandbox::start(id, &self.config, &env, self.forward_logs).await {
+                    Ok((sandbox, init)) => (sandbox, Some(init)),
+                    Err(failure) => {
+                        let mut record = self.record(&request_id, invocation_type, id, received_at, SystemTime::now());
+                        record.cold_start = true;
+                        record.init_duration_ms = Some(ms(failure.init_duration));
+                        record.billed_duration_ms = ms(failure.init_duration).ceil() as u64;
+                        record.outcome = Outcome::InitError;
+                        record.error_type = Some(failure.error_type.clone());
+                        record.error_message = Some(failure.message.clone());
+                        let body = error_body(&failure.error_type, &failure.message);
+                        return (self.finish(record), Reply::FunctionError(body));
+                    }
+                }
+            }
+        };
+        let started_at = SystemTime::now();
+        let deadline = started_at + self.config.timeout;
+        let event = Event {
+            request_id: request_id.clone(),
+            payload,
+            deadline_ms: epoch_ms(deadline),
+            function_arn: invoked_arn,
+            trace_id: trace_id(),
+        };
+        let (ending, duration) = sandbox.invoke(event, self.config.timeout).await;
+        let mut record = self.record(&request_id, invocation_type, sandbox.id, received_at, started_at);
+        record.max_memory_used_mb = sandbox.max_memory_used_mb();
+        record.duration_ms = ms(duration);
+        record.cold_start = init_duration.is_some();
+        record.init_duration_ms = init_duration.map(ms);
+        record.billed_duration_ms =
+            ms(duration).ceil() as u64 + init_duration.map_or(0, |d| ms(d).ceil() as u64);
+        let reply = match ending {
+            Ending::Answered(Answer::Response(body)) => {
+                record.set_task_counts(&body);
+                Reply::Response(body)
+            }
+            Ending::Answered(Answer::Error { error_type, body }) => {
+                record.outcome = Outcome::Error;
+                record.error_message = Some(String::from_utf8_lossy(&body).into_owned());
+                record.error_type = Some(error_type);
+                Reply::FunctionError(body)
+            }
+            Ending::TimedOut => {
+                let message = format!(
+                    "{} {request_id} Task timed out after {:.2} seconds",
+                    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                    self.config.timeout.as_secs_f64()
+                );
+                record.outcome = Outcome::Timeout;
+                record.error_type = Some("Sandbox.Timedout".to_owned());
+                record.error_message = Some(message.clone());
+                Reply::FunctionError(error_body("Sandbox.Timedout", &message))
+            }
+            Ending::Crashed(message) => {
+                record.outcome = Outcome::Crashed;
+                record.error_type = Some("Runtime.ExitError".to_owned());
+                record.error_message = Some(message.clone());
+                Reply::FunctionError(error_body("Runtime.ExitError", &message))
+            }
+        };
+        // A healthy environment waits for its next event frozen; any other is discarded.
+        let healthy = matches!(record.outcome, Outcome::Success | Outcome::Error)
+            && sandbox
+                .wait_for_next(tokio::time::Instant::now() + Duration::from_secs(2))
+                .await;
+        if healthy {
+            sandbox.freeze();
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(sandbox);
+        } else {
+            sandbox.kill().await;
+        }
+        record.ended_at_ms = epoch_ms(SystemTime::now());
+        (self.finish(record), reply)
+    }
+
+    fn record(
+        &self,
+        request_id: &str,
+        invocation_type: InvocationType,
+        environment: u32,
+        received_at: SystemTime,
+        started_at: SystemTime,
+    ) -> InvocationRecord {
+        InvocationRecord {
+            request_id: request_id.to_owned(),
+            function_name: self.config.name.clone(),
+            function_version: self.config.version.clone(),
+            invocation_type: invocation_type.as_str().to_owned(),
+            environment,
+            cold_start: false,
+            init_duration_ms: None,
+            received_at_ms: epoch_ms(received_at),
+            started_at_ms: epoch_ms(started_at),
+            ended_at_ms: epoch_ms(SystemTime::now()),
+            deadline_ms: epoch_ms(started_at + self.config.timeout),
+            duration_ms: 0.0,
+            billed_duration_ms: 0,
+            memory_size_mb: self.config.memory_mb,
+            max_memory_used_mb: 0,
+            outcome: Outcome::Success,
+            error_type: None,
+            error_message: None,
+            workflow_tasks: None,
+            activity_tasks: None,
+            processed_no_task: None,
+        }
+    }
+
+    fn finish(&self, record: InvocationRecord) -> InvocationRecord {
+        eprintln!("[{}:{}] {}", self.config.name, record.environment, record.report_line());
+        self.records.push(record.clone());
+        record
+    }
+
+    /// Kills every idle environment.
+    pub(crate) async fn shutdown(&self) {
+        let idle: Vec<Sandbox> = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        for mut sandbox in idle {
+            sandbox.kill().await;
+        }
+    }
+}
+
+/// The variables Lambda sets for every function, then the function's own.
+fn lambda_environment(config: &FunctionConfig, region: &str) -> Vec<(String, String)> {
+    let task_root = config.task_root.display().to_string();
+    let mut env: Vec<(String, String)> = [
+        ("AWS_LAMBDA_FUNCTION_NAME", config.name.clone()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", config.memory_mb.to_string()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", config.version.clone()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", config.name)),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+        ("AWS_REGION", region.to_owned()),
+        ("AWS_DEFAULT_REGION", region.to_owned()),
+        ("LAMBDA_TASK_ROOT", task_root.clone()),
+        ("LAMBDA_RUNTIME_DIR", task_root),
+        ("TZ", ":UTC".to_owned()),
+        ("LANG", "en_US.UTF-8".to_owned()),
+        // The host's PATH, so interpreters of other runtimes (python3, node) resolve.
+        ("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_owned())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (key, value) in &config.env {
+        env.retain(|(k, _)| k != key);
+        env.push((key.clone(), value.clone()));
+    }
+    env
+}
+
+fn error_body(error_type: &str, message: &str) -> Bytes {
+    Bytes::from(serde_json::json!({"errorType": error_type, "errorMessage": message}).to_string())
+}
+
+/// An X-Ray trace header: `Root=1-<epoch seconds hex>-<96 random bits>;Parent=...;Sampled=0`.
+fn trace_id() -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "Root=1-{:08x}-{};Parent={};Sampled=0",
+        epoch_ms(SystemTime::now()) / 1000,
+        &random[..24],
+        &random[16..32]
+    )
+}
+
+fn epoch_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_variables_are_set_and_user_values_win() {
+        let mut config = FunctionConfig::new("f", vec!["b".into()], "/task");
+        config.env.insert("AWS_REGION".into(), "eu-west-1".into());
+        config.env.insert("TEMPORAL_ADDRESS".into(), "h:1".into());
+        let env: std::collections::HashMap<_, _> = lambda_environment(&config, "us-east-1").into_iter().collect();
+        assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "f");
+        assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "128");
+        assert_eq!(env["AWS_LAMBDA_FUNCTION_VERSION"], "1");
+        assert_eq!(env["LAMBDA_TASK_ROOT"], "/task");
+        assert_eq!(env["AWS_REGION"], "eu-west-1");
+        assert_eq!(env["TEMPORAL_ADDRESS"], "h:1");
+    }
+
+    #[test]
+    fn trace_ids_have_xrays_shape() {
+        let id = trace_id();
+        let root = id.strip_prefix("Root=1-").unwrap();
+        let (time, rest) = root.split_once('-').unwrap();
+        assert_eq!(time.len(), 8);
+        assert_eq!(rest.split(';').next().unwrap().len(), 24);
+        assert!(id.contains(";Parent=") && id.ends_with(";Sampled=0"));
+    }
+}

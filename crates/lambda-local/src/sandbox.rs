@@ -1,0 +1,250 @@
+//! One execution environment: the function's process, its Runtime API, and Lambda's lifecycle
+//! around it: cold start, freeze between invocations (SIGSTOP), thaw (SIGCONT), kill at timeout.
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    sync::oneshot,
+    time::timeout_at,
+};
+
+use crate::{
+    config::FunctionConfig,
+    runtime_api::{Answer, Delivery, Event, RuntimeApi, Signal},
+};
+
+/// Lambda's limit on the init phase of an on-demand environment.
+pub(crate) const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How an invocation in this environment ended, as far as the environment can tell.
+#[derive(Debug)]
+pub(crate) enum Ending {
+    Answered(Answer),
+    TimedOut,
+    Crashed(String),
+}
+
+/// Why an environment could not start.
+#[derive(Debug)]
+pub(crate) struct InitFailure {
+    pub(crate) error_type: String,
+    pub(crate) message: String,
+    pub(crate) init_duration: Duration,
+}
+
+pub(crate) struct Sandbox {
+    pub(crate) id: u32,
+    child: Child,
+    pid: i32,
+    api: RuntimeApi,
+}
+
+impl Sandbox {
+    /// Starts the function's process and waits for it to ask for its first event.
+    /// Returns the environment and its init duration.
+    pub(crate) async fn start(
+        id: u32,
+        function: &FunctionConfig,
+        function_env: &[(String, String)],
+        forward_logs: bool,
+    ) -> Result<(Self, Duration), InitFailure> {
+        let started = Instant::now();
+        let failure = |error_type: &str, message: String| InitFailure {
+            error_type: error_type.to_owned(),
+            message,
+            init_duration: started.elapsed(),
+        };
+        let api = RuntimeApi::start()
+            .await
+            .map_err(|e| failure("Runtime.ApiError", format!("cannot start the Runtime API: {e}")))?;
+        let mut command = Command::new(&function.command[0]);
+        command
+            .args(&function.command[1..])
+            .current_dir(&function.task_root)
+            .env_clear()
+            .envs(function_env.iter().map(|(k, v)| (k, v)))
+            .env("AWS_LAMBDA_RUNTIME_API", api.address.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group, so freeze, thaw and kill reach every process it starts.
+            .process_group(0)
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe; it only affects the child being spawned.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(|e| {
+            failure(
+                "Runtime.InvalidEntrypoint",
+                format!("cannot start {}: {e}", function.command[0]),
+            )
+        })?;
+        let pid = child.id().unwrap_or_default() as i32;
+        let label = format!("{}:{id}", function.name);
+        forward(child.stdout.take(), label.clone(), forward_logs);
+        forward(child.stderr.take(), label, forward_logs);
+        let mut sandbox = Self { id, child, pid, api };
+        let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
+        loop {
+            tokio::select! {
+                signal = timeout_at(deadline, sandbox.api.signals.recv()) => match signal {
+                    Ok(Some(Signal::WaitingForEvent)) => return Ok((sandbox, started.elapsed())),
+                    Ok(Some(Signal::InitError { error_type, body })) => {
+                        sandbox.kill().await;
+                        return Err(failure(&error_type, String::from_utf8_lossy(&body).into_owned()));
+                    }
+                    Ok(None) => unreachable!("the Runtime API lives as long as the sandbox"),
+                    Err(_) => {
+                        sandbox.kill().await;
+                        return Err(failure(
+                            "Runtime.InitTimeout",
+                            format!("the function did not call /next within {}s", INIT_TIMEOUT.as_secs()),
+                        ));
+                    }
+                },
+                status = sandbox.child.wait() => {
+                    let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                    return Err(failure("Runtime.ExitError", format!("the function exited during init: {status}")));
+                }
+            }
+        }
+    }
+
+    /// Delivers an event and waits for its answer, the timeout or the process's death.
+    /// Returns the ending and the time from pick-up to ending.
+    pub(crate) async fn invoke(&mut self, event: Event, timeout: Duration) -> (Ending, Duration) {
+        let limit = tokio::time::Instant::now() + timeout;
+        let (picked_up, picked_rx) = oneshot::channel();
+        let (answer, answer_rx) = oneshot::channel();
+        let request_id = event.request_id.clone();
+        let delivery = Delivery {
+            event,
+            picked_up,
+            answer,
+        };
+        if self.api.deliveries.send(delivery).await.is_err() {
+            return (Ending::Crashed("the Runtime API stopped".into()), Duration::ZERO);
+        }
+        // The function is already waiting in /next, so pick-up is immediate unless it is hung.
+        let _ = timeout_at(limit, picked_rx).await;
+        let started = Instant::now();
+        let ending = tokio::select! {
+            answer = timeout_at(limit, answer_rx) => match answer {
+                Ok(Ok(answer)) => Ending::Answered(answer),
+                Ok(Err(_)) => Ending::Crashed("the Runtime API dropped the invocation".into()),
+                Err(_) => Ending::TimedOut,
+            },
+            status = self.child.wait() => Ending::Crashed(format!(
+                "Runtime exited without providing a reason ({}) during {request_id}",
+                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
+            )),
+        };
+        (ending, started.elapsed())
+    }
+
+    /// Waits until the function asks for its next event (its invocation work is over), at
+    /// most until `limit`. False if it did not.
+    pub(crate) async fn wait_for_next(&mut self, limit: tokio::time::Instant) -> bool {
+        loop {
+            tokio::select! {
+                signal = timeout_at(limit, self.api.signals.recv()) => match signal {
+                    Ok(Some(Signal::WaitingForEvent)) => return true,
+                    Ok(Some(Signal::InitError { .. })) => continue,
+                    _ => return false,
+                },
+                _ = self.child.wait() => return false,
+            }
+        }
+    }
+
+    /// Peak resident memory of the environment's processes, in MB.
+    pub(crate) fn max_memory_used_mb(&self) -> u64 {
+        process_group_peak_rss_kb(self.pid).div_ceil(1024)
+    }
+
+    /// Stops every process of the environment (SIGSTOP), as Lambda does between invocations.
+    pub(crate) fn freeze(&self) {
+        self.signal_group(libc::SIGSTOP);
+    }
+
+    /// Resumes a frozen environment.
+    pub(crate) fn thaw(&self) {
+        self.signal_group(libc::SIGCONT);
+    }
+
+    /// Kills every process of the environment and reaps the function's process.
+    pub(crate) async fn kill(&mut self) {
+        self.signal_group(libc::SIGKILL);
+        let _ = self.child.wait().await;
+    }
+
+    fn signal_group(&self, signal: libc::c_int) {
+        if self.pid > 0 {
+            // SAFETY: kill(2) on our own child's process group.
+            unsafe {
+                libc::kill(-self.pid, signal);
+            }
+        }
+    }
+}
+
+fn forward<R>(stream: Option<R>, label: String, enabled: bool)
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    let Some(stream) = stream else { return };
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if enabled {
+                eprintln!("[{label}] {line}");
+            }
+        }
+    });
+}
+
+/// Sum of the peak resident set sizes (VmHWM) of the processes in a process group, in kB.
+fn process_group_peak_rss_kb(group: i32) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| process_group_of(*pid) == Some(group))
+        .filter_map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+fn process_group_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name: state, ppid, pgrp, ...
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    after_name.split_whitespace().nth(2)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_process_group_has_memory() {
+        // SAFETY: getpgrp has no preconditions.
+        let group = unsafe { libc::getpgrp() };
+        assert!(process_group_peak_rss_kb(group) > 0);
+        assert_eq!(process_group_of(std::process::id() as i32), Some(group));
+    }
+}

