@@ -14,9 +14,15 @@ pub(crate) struct FunctionRef {
 pub(crate) fn parse(identifier: &str) -> Result<FunctionRef, String> {
     let parts: Vec<&str> = identifier.split(':').collect();
     let (account_id, region, rest) = match parts.as_slice() {
-        ["arn", "aws", "lambda", region, account, "function", rest @ ..] => {
-            (Some(account.to_string()), Some(region.to_string()), rest)
-        }
+        [
+            "arn",
+            "aws",
+            "lambda",
+            region,
+            account,
+            "function",
+            rest @ ..,
+        ] => (Some(account.to_string()), Some(region.to_string()), rest),
         [account, "function", rest @ ..] => (Some(account.to_string()), None, rest),
         rest => (None, None, rest),
     };
@@ -55,14 +61,23 @@ mod tests {
         let unqualified = parse("arn:aws:lambda:us-east-1:123456789012:function:greeting").unwrap();
         assert_eq!(unqualified.qualifier, None);
         let partial = parse("123456789012:function:greeting:$LATEST").unwrap();
-        assert_eq!((partial.name.as_str(), partial.qualifier.as_deref()), ("greeting", Some("$LATEST")));
+        assert_eq!(
+            (partial.name.as_str(), partial.qualifier.as_deref()),
+            ("greeting", Some("$LATEST"))
+        );
         assert_eq!(parse("greeting").unwrap().name, "greeting");
         assert_eq!(parse("greeting:2").unwrap().qualifier.as_deref(), Some("2"));
     }
 
     #[test]
     fn malformed_identifiers_are_refused() {
-        for bad in ["", "a:b:c", "arn:aws:lambda:us-east-1:1:function:", "greeting:", "arn:aws:lambda:r:1:function:f:1:x"] {
+        for bad in [
+            "",
+            "a:b:c",
+            "arn:aws:lambda:us-east-1:1:function:",
+            "greeting:",
+            "arn:aws:lambda:r:1:function:f:1:x",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

@@ -70,7 +70,11 @@ pub struct FunctionConfig {
 
 impl FunctionConfig {
     /// A function with Lambda's defaults for everything but its name, command and task root.
-    pub fn new(name: impl Into<String>, command: Vec<String>, task_root: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        command: Vec<String>,
+        task_root: impl Into<PathBuf>,
+    ) -> Self {
         Self {
             name: name.into(),
             version: default_version(),
@@ -96,7 +100,9 @@ impl FunctionConfig {
             ));
         }
         if self.command.is_empty() {
-            return Err(format!("function {name}: command is empty: give the bootstrap's path"));
+            return Err(format!(
+                "function {name}: command is empty: give the bootstrap's path"
+            ));
         }
         if self.timeout < Duration::from_secs(1) || self.timeout > Duration::from_secs(900) {
             return Err(format!(
@@ -104,7 +110,9 @@ impl FunctionConfig {
             ));
         }
         if !(128..=10240).contains(&self.memory_mb) {
-            return Err(format!("function {name}: memory_mb must be 128-10240, as on Lambda"));
+            return Err(format!(
+                "function {name}: memory_mb must be 128-10240, as on Lambda"
+            ));
         }
         if self.concurrency == 0 {
             return Err(format!("function {name}: concurrency must be at least 1"));
@@ -219,7 +227,12 @@ mod tests {
             external_id: "x".to_owned(),
         });
         config.listen = "0.0.0.0:9000".parse().unwrap();
-        assert!(config.validate().unwrap_err().contains("only listens on loopback"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("only listens on loopback")
+        );
         config.listen = "[::1]:9000".parse().unwrap();
         assert!(config.validate().is_ok());
     }
@@ -233,12 +246,18 @@ mod tests {
         assert!(function.validate().unwrap_err().contains("1-900"));
         function.timeout = Duration::from_secs(3);
         function.command.clear();
-        assert!(function.validate().unwrap_err().contains("command is empty"));
+        assert!(
+            function
+                .validate()
+                .unwrap_err()
+                .contains("command is empty")
+        );
     }
 
     #[test]
     fn unknown_keys_are_errors() {
-        let err = Config::from_toml("[role]\narn = \"a\"\nexternal_id = \"b\"\ntimeout = 3\n").unwrap_err();
+        let err = Config::from_toml("[role]\narn = \"a\"\nexternal_id = \"b\"\ntimeout = 3\n")
+            .unwrap_err();
         assert!(err.contains("unknown field"), "{err}");
     }
 }

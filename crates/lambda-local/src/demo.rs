@@ -51,7 +51,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         external_id: format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
     };
     let lambda = LocalLambda::start(Config {
-        forward_logs: std::env::var_os("DEMO_VERBOSE").is_some(),
+        forward_logs: crate::temporal::verbose(),
         ..Config::new(role.clone())
     })
     .await
@@ -65,8 +65,12 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         options.workspace.join("examples/greeting"),
     );
     function.timeout = Duration::from_secs(15);
-    function.env.insert("TEMPORAL_ADDRESS".into(), server.address.clone());
-    function.env.insert("TEMPORAL_TASK_QUEUE".into(), TASK_QUEUE.into());
+    function
+        .env
+        .insert("TEMPORAL_ADDRESS".into(), server.address.clone());
+    function
+        .env
+        .insert("TEMPORAL_TASK_QUEUE".into(), TASK_QUEUE.into());
     lambda.add_function(function).map_err(|e| e.to_string())?;
     let function_arn = lambda.version_arn(FUNCTION).unwrap_or_default();
 
@@ -82,12 +86,25 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         .await?;
 
     steps.say("starting GreetingWorkflow; Temporal invokes the function for its tasks");
-    let workflow_id = format!("greeting-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let workflow_id = format!(
+        "greeting-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let input = serde_json::to_string(&options.name).unwrap_or_default();
     let output = server
         .cli(&[
-            "workflow", "execute", "--type", "GreetingWorkflow", "--task-queue", TASK_QUEUE,
-            "--workflow-id", &workflow_id, "--input", &input, "--output", "json",
+            "workflow",
+            "execute",
+            "--type",
+            "GreetingWorkflow",
+            "--task-queue",
+            TASK_QUEUE,
+            "--workflow-id",
+            &workflow_id,
+            "--input",
+            &input,
+            "--output",
+            "json",
         ])
         .await?;
     let result = serde_json::from_str::<serde_json::Value>(&output)
@@ -128,9 +145,15 @@ fn report_table(records: &[InvocationRecord]) -> String {
         table.push_str(&format!(
             "{:<38} {:<6} {:<6} {:>7}  {:>11.1}  {:>9}  {:>9}  {:>11}  {:>14}  {:?}\n",
             r.request_id,
-            if r.invocation_type == "Event" { "async" } else { "sync" },
+            if r.invocation_type == "Event" {
+                "async"
+            } else {
+                "sync"
+            },
             if r.cold_start { "cold" } else { "warm" },
-            r.init_duration_ms.map(|d| format!("{d:.1}")).unwrap_or_else(|| "-".into()),
+            r.init_duration_ms
+                .map(|d| format!("{d:.1}"))
+                .unwrap_or_else(|| "-".into()),
             r.duration_ms,
             r.billed_duration_ms,
             r.memory_size_mb,
@@ -150,14 +173,24 @@ async fn build_worker(workspace: &Path, release: bool) -> Result<PathBuf, String
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command
         .current_dir(workspace)
-        .args(["build", "-p", "greeting", "--bin", "greeting-worker", "--color", "never"])
+        .args([
+            "build",
+            "-p",
+            "greeting",
+            "--bin",
+            "greeting-worker",
+            "--color",
+            "never",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     if release {
         command.arg("--release");
     }
-    let mut child = command.spawn().map_err(|e| format!("cannot run cargo: {e}"))?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
     let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
     let mut progress = Progress::new();
     let mut log = Vec::new();

@@ -18,38 +18,62 @@ use crate::{
 const SYNC_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 const ASYNC_PAYLOAD_LIMIT: usize = 1024 * 1024;
 
+/// A Lambda API error before it becomes a response.
+struct ApiError {
+    status: StatusCode,
+    error_type: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        lambda_error(self.status, self.error_type, &self.message)
+    }
+}
+
 /// Finds the function an identifier (and optional `Qualifier`) names, as Lambda resolves it.
-fn resolve<'a>(
-    state: &'a ServerState,
+/// Returns it with the ARN it was invoked by.
+fn resolve(
+    state: &ServerState,
     identifier: &str,
     qualifier: Option<&str>,
-) -> Result<(std::sync::Arc<Function>, String), Response> {
-    let reference = arn::parse(identifier).map_err(|why| {
-        lambda_error(StatusCode::BAD_REQUEST, "ValidationException", &why)
+) -> Result<(std::sync::Arc<Function>, String), ApiError> {
+    let reference = arn::parse(identifier).map_err(|message| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        error_type: "ValidationException",
+        message,
     })?;
     let qualifier = match (reference.qualifier.as_deref(), qualifier) {
         (Some(a), Some(b)) if a != b => {
-            return Err(lambda_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidParameterValueException",
-                "the qualifier in the ARN and the Qualifier parameter differ",
-            ));
+            return Err(ApiError {
+                status: StatusCode::BAD_REQUEST,
+                error_type: "InvalidParameterValueException",
+                message: "the qualifier in the ARN and the Qualifier parameter differ".to_owned(),
+            });
         }
         (a, b) => a.or(b),
     };
-    let not_found = || {
-        lambda_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFoundException",
-            &format!(
-                "Function not found: {}{}",
-                arn::function_arn(&state.config.region, &state.config.account_id, &reference.name),
-                qualifier.map(|q| format!(":{q}")).unwrap_or_default()
+    let not_found = || ApiError {
+        status: StatusCode::NOT_FOUND,
+        error_type: "ResourceNotFoundException",
+        message: format!(
+            "Function not found: {}{}",
+            arn::function_arn(
+                &state.config.region,
+                &state.config.account_id,
+                &reference.name
             ),
-        )
+            qualifier.map(|q| format!(":{q}")).unwrap_or_default()
+        ),
     };
-    let elsewhere = reference.account_id.as_deref().is_some_and(|a| a != state.config.account_id)
-        || reference.region.as_deref().is_some_and(|r| r != state.config.region);
+    let elsewhere = reference
+        .account_id
+        .as_deref()
+        .is_some_and(|a| a != state.config.account_id)
+        || reference
+            .region
+            .as_deref()
+            .is_some_and(|r| r != state.config.region);
     if elsewhere {
         return Err(not_found());
     }
@@ -66,10 +90,14 @@ fn resolve<'a>(
     Ok((function, invoked))
 }
 
-pub(crate) async fn get_function(state: &ServerState, identifier: &str, qualifier: Option<&str>) -> Response {
+pub(crate) async fn get_function(
+    state: &ServerState,
+    identifier: &str,
+    qualifier: Option<&str>,
+) -> Response {
     let (function, invoked) = match resolve(state, identifier, qualifier) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     let config = &function.config;
     let version = qualifier
@@ -108,7 +136,7 @@ pub(crate) async fn invoke(
 ) -> Response {
     let (function, invoked) = match resolve(state, identifier, qualifier) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     let invocation_type = headers
         .get("x-amz-invocation-type")

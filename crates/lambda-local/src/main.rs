@@ -10,7 +10,10 @@ use lambda_local::{
 };
 
 #[derive(Parser)]
-#[command(version, about = "A local AWS Lambda environment in which Temporal invokes real Lambda bootstraps")]
+#[command(
+    version,
+    about = "A local AWS Lambda environment in which Temporal invokes real Lambda bootstraps"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -74,12 +77,20 @@ async fn run(command: Command) -> Result<(), String> {
             .await
         }
         Command::Serve { config } => {
-            tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .init();
             let text = std::fs::read_to_string(&config)
                 .map_err(|e| format!("cannot read {}: {e}", config.display()))?;
-            let config = Config::from_toml(&text).map_err(|e| format!("{}: {e}", config.display()))?;
-            let lambda = LocalLambda::start(config).await.map_err(|e| e.to_string())?;
-            println!("# lambda-local listens on {} (loopback only). For the Temporal server:", lambda.endpoint());
+            let config =
+                Config::from_toml(&text).map_err(|e| format!("{}: {e}", config.display()))?;
+            let lambda = LocalLambda::start(config)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "# lambda-local listens on {} (loopback only). For the Temporal server:",
+                lambda.endpoint()
+            );
             for (key, value) in lambda.aws_client_environment() {
                 println!("export {key}={value}");
             }

@@ -4,7 +4,7 @@
 use std::{
     sync::{
         Arc, Mutex, Weak,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicU32, AtomicUsize, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -59,6 +59,7 @@ pub(crate) struct Function {
     idle: Mutex<Vec<Sandbox>>,
     permits: Arc<Semaphore>,
     queue: mpsc::UnboundedSender<Queued>,
+    queued: Arc<AtomicUsize>,
     next_environment: AtomicU32,
     records: Records,
     forward_logs: bool,
@@ -82,23 +83,26 @@ impl Function {
             lambda_env,
             idle: Mutex::default(),
             queue,
+            queued: Arc::default(),
             next_environment: AtomicU32::new(1),
             records,
             forward_logs,
         });
         let weak: Weak<Self> = Arc::downgrade(&function);
         let permits = Arc::clone(&function.permits);
+        let waiting = Arc::clone(&function.queued);
         // Asynchronous events wait here for a free slot, in arrival order.
         tokio::spawn(async move {
             while let Some(event) = queued.recv().await {
                 let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                     return;
                 };
-                let Some(function) = weak.upgrade() else { return };
+                waiting.fetch_sub(1, Ordering::Relaxed);
+                let Some(function) = weak.upgrade() else {
+                    return;
+                };
                 tokio::spawn(async move {
-                    function
-                        .run(event, InvocationType::Event, permit)
-                        .await;
+                    function.run(event, InvocationType::Event, permit).await;
                 });
             }
         });
@@ -108,6 +112,7 @@ impl Function {
     /// Queues an asynchronous invocation and returns its request id.
     pub(crate) fn enqueue(&self, payload: Bytes, invoked_arn: String) -> String {
         let request_id = uuid::Uuid::new_v4().to_string();
+        self.queued.fetch_add(1, Ordering::Relaxed);
         let _ = self.queue.send(Queued {
             request_id: request_id.clone(),
             payload,
@@ -117,8 +122,18 @@ impl Function {
         request_id
     }
 
+    /// Invocations running or queued.
+    pub(crate) fn in_flight(&self) -> usize {
+        let running = self.config.concurrency as usize - self.permits.available_permits();
+        running + self.queued.load(Ordering::Relaxed)
+    }
+
     /// Runs a synchronous invocation, or returns `None` when every slot is busy (Lambda throttles).
-    pub(crate) async fn invoke(&self, payload: Bytes, invoked_arn: String) -> Option<(InvocationRecord, Reply)> {
+    pub(crate) async fn invoke(
+        &self,
+        payload: Bytes,
+        invoked_arn: String,
+    ) -> Option<(InvocationRecord, Reply)> {
         let permit = Arc::clone(&self.permits).try_acquire_owned().ok()?;
         let queued = Queued {
             request_id: uuid::Uuid::new_v4().to_string(),
@@ -126,7 +141,10 @@ impl Function {
             invoked_arn,
             received_at: SystemTime::now(),
         };
-        Some(self.run(queued, InvocationType::RequestResponse, permit).await)
+        Some(
+            self.run(queued, InvocationType::RequestResponse, permit)
+                .await,
+        )
     }
 
     async fn run(
@@ -158,12 +176,22 @@ impl Function {
                 let mut env = self.lambda_env.clone();
                 env.push((
                     "AWS_LAMBDA_LOG_STREAM_NAME".to_owned(),
-                    format!("{}/[{}]{id:032x}", chrono::Utc::now().format("%Y/%m/%d"), self.config.version),
+                    format!(
+                        "{}/[{}]{id:032x}",
+                        chrono::Utc::now().format("%Y/%m/%d"),
+                        self.config.version
+                    ),
                 ));
                 match Sandbox::start(id, &self.config, &env, self.forward_logs).await {
                     Ok((sandbox, init)) => (sandbox, Some(init)),
                     Err(failure) => {
-                        let mut record = self.record(&request_id, invocation_type, id, received_at, SystemTime::now());
+                        let mut record = self.record(
+                            &request_id,
+                            invocation_type,
+                            id,
+                            received_at,
+                            SystemTime::now(),
+                        );
                         record.cold_start = true;
                         record.init_duration_ms = Some(ms(failure.init_duration));
                         record.billed_duration_ms = ms(failure.init_duration).ceil() as u64;
@@ -186,7 +214,13 @@ impl Function {
             trace_id: trace_id(),
         };
         let (ending, duration) = sandbox.invoke(event, self.config.timeout).await;
-        let mut record = self.record(&request_id, invocation_type, sandbox.id, received_at, started_at);
+        let mut record = self.record(
+            &request_id,
+            invocation_type,
+            sandbox.id,
+            received_at,
+            started_at,
+        );
         record.max_memory_used_mb = sandbox.max_memory_used_mb();
         record.duration_ms = ms(duration);
         record.cold_start = init_duration.is_some();
@@ -229,7 +263,10 @@ impl Function {
                 .await;
         if healthy {
             sandbox.freeze();
-            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(sandbox);
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(sandbox);
         } else {
             sandbox.kill().await;
         }
@@ -271,14 +308,20 @@ impl Function {
     }
 
     fn finish(&self, record: InvocationRecord) -> InvocationRecord {
-        eprintln!("[{}:{}] {}", self.config.name, record.environment, record.report_line());
+        eprintln!(
+            "[{}:{}] {}",
+            self.config.name,
+            record.environment,
+            record.report_line()
+        );
         self.records.push(record.clone());
         record
     }
 
     /// Kills every idle environment.
     pub(crate) async fn shutdown(&self) {
-        let idle: Vec<Sandbox> = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        let idle: Vec<Sandbox> =
+            std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
         for mut sandbox in idle {
             sandbox.kill().await;
         }
@@ -290,9 +333,15 @@ fn lambda_environment(config: &FunctionConfig, region: &str) -> Vec<(String, Str
     let task_root = config.task_root.display().to_string();
     let mut env: Vec<(String, String)> = [
         ("AWS_LAMBDA_FUNCTION_NAME", config.name.clone()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", config.memory_mb.to_string()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            config.memory_mb.to_string(),
+        ),
         ("AWS_LAMBDA_FUNCTION_VERSION", config.version.clone()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", config.name)),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{}", config.name),
+        ),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
         ("AWS_REGION", region.to_owned()),
         ("AWS_DEFAULT_REGION", region.to_owned()),
@@ -301,7 +350,10 @@ fn lambda_environment(config: &FunctionConfig, region: &str) -> Vec<(String, Str
         ("TZ", ":UTC".to_owned()),
         ("LANG", "en_US.UTF-8".to_owned()),
         // The host's PATH, so interpreters of other runtimes (python3, node) resolve.
-        ("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_owned())),
+        (
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_owned()),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -329,7 +381,9 @@ fn trace_id() -> String {
 }
 
 fn epoch_ms(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
 }
 
 fn ms(duration: Duration) -> f64 {
@@ -345,7 +399,9 @@ mod tests {
         let mut config = FunctionConfig::new("f", vec!["b".into()], "/task");
         config.env.insert("AWS_REGION".into(), "eu-west-1".into());
         config.env.insert("TEMPORAL_ADDRESS".into(), "h:1".into());
-        let env: std::collections::HashMap<_, _> = lambda_environment(&config, "us-east-1").into_iter().collect();
+        let env: std::collections::HashMap<_, _> = lambda_environment(&config, "us-east-1")
+            .into_iter()
+            .collect();
         assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "f");
         assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "128");
         assert_eq!(env["AWS_LAMBDA_FUNCTION_VERSION"], "1");

@@ -90,7 +90,10 @@ impl InvocationRecord {
         }
         if self.outcome != Outcome::Success {
             let status = serde_json::to_value(self.outcome).unwrap_or_default();
-            line.push_str(&format!("\tStatus: {}", status.as_str().unwrap_or_default()));
+            line.push_str(&format!(
+                "\tStatus: {}",
+                status.as_str().unwrap_or_default()
+            ));
         }
         if self.processed_no_task == Some(true) {
             line.push_str("\tProcessed no task");
@@ -138,12 +141,17 @@ impl Records {
             let appended = std::fs::OpenOptions::new()
                 .append(true)
                 .open(path)
-                .and_then(|mut f| writeln!(f, "{}", serde_json::to_string(&record).unwrap_or_default()));
+                .and_then(|mut f| {
+                    writeln!(f, "{}", serde_json::to_string(&record).unwrap_or_default())
+                });
             if let Err(e) = appended {
                 tracing::error!(file = %path.display(), error = %e, "cannot append the invocation record");
             }
         }
-        self.all.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+        self.all
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record);
     }
 
     pub(crate) fn snapshot(&self) -> Vec<InvocationRecord> {
@@ -190,7 +198,11 @@ mod tests {
         let mut timed_out = record();
         timed_out.init_duration_ms = None;
         timed_out.outcome = Outcome::Timeout;
-        assert!(timed_out.report_line().ends_with("Max Memory Used: 19 MB\tStatus: timeout"));
+        assert!(
+            timed_out
+                .report_line()
+                .ends_with("Max Memory Used: 19 MB\tStatus: timeout")
+        );
     }
 
     #[test]

@@ -82,7 +82,10 @@ impl RuntimeApi {
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .fallback(unknown)
@@ -110,7 +113,11 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
         );
     };
     let Some(delivery) = deliveries.recv().await else {
-        return runtime_error(StatusCode::GONE, "ShuttingDown", "the environment is shutting down");
+        return runtime_error(
+            StatusCode::GONE,
+            "ShuttingDown",
+            "the environment is shutting down",
+        );
     };
     drop(deliveries);
     let Delivery {
@@ -134,7 +141,11 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
     (StatusCode::OK, headers, event.payload).into_response()
 }
 
-async fn response(State(state): State<Arc<ApiState>>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn response(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     answer(&state, &id, Answer::Response(body)).await
 }
 
@@ -148,7 +159,11 @@ async fn error(
     answer(&state, &id, Answer::Error { error_type, body }).await
 }
 
-async fn init_error(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn init_error(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let error_type = error_type(&headers, &body);
     let _ = state.signals.send(Signal::InitError { error_type, body });
     accepted()
@@ -199,7 +214,11 @@ fn error_type(headers: &HeaderMap, body: &[u8]) -> String {
 }
 
 fn accepted() -> Response {
-    (StatusCode::ACCEPTED, axum::Json(serde_json::json!({"status": "OK"}))).into_response()
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({"status": "OK"})),
+    )
+        .into_response()
 }
 
 fn runtime_error(status: StatusCode, error_type: &str, message: &str) -> Response {
@@ -208,4 +227,135 @@ fn runtime_error(status: StatusCode, error_type: &str, message: &str) -> Respons
         axum::Json(serde_json::json!({"errorType": error_type, "errorMessage": message})),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// One HTTP/1.1 exchange; returns the status line's code, the headers and the body.
+    async fn http(api: &RuntimeApi, method: &str, path: &str, body: &str) -> (u16, String, String) {
+        let mut stream = tokio::net::TcpStream::connect(api.address).await.unwrap();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+        (status, head.to_lowercase(), body.to_owned())
+    }
+
+    fn event(request_id: &str) -> (Delivery, oneshot::Receiver<()>, oneshot::Receiver<Answer>) {
+        let (picked_up, picked_rx) = oneshot::channel();
+        let (answer, answer_rx) = oneshot::channel();
+        let delivery = Delivery {
+            event: Event {
+                request_id: request_id.to_owned(),
+                payload: Bytes::from_static(b"{\"hello\":1}"),
+                deadline_ms: 1234,
+                function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f:1".to_owned(),
+                trace_id: "Root=1-0-0".to_owned(),
+            },
+            picked_up,
+            answer,
+        };
+        (delivery, picked_rx, answer_rx)
+    }
+
+    #[tokio::test]
+    async fn an_event_goes_out_with_lambdas_headers_and_its_response_comes_back() {
+        let api = RuntimeApi::start().await.unwrap();
+        let (delivery, picked, answer) = event("req-1");
+        api.deliveries.send(delivery).await.unwrap();
+        let (status, head, body) = http(&api, "GET", "/2018-06-01/runtime/invocation/next", "").await;
+        assert_eq!(status, 200);
+        assert_eq!(body, "{\"hello\":1}");
+        for header in [
+            "lambda-runtime-aws-request-id: req-1",
+            "lambda-runtime-deadline-ms: 1234",
+            "lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:f:1",
+            "lambda-runtime-trace-id: root=1-0-0",
+        ] {
+            assert!(head.contains(header), "{header} in {head}");
+        }
+        picked.await.unwrap();
+        let (status, _, _) = http(&api, "POST", "/2018-06-01/runtime/invocation/req-1/response", "\"ok\"").await;
+        assert_eq!(status, 202);
+        match answer.await.unwrap() {
+            Answer::Response(body) => assert_eq!(body, "\"ok\""),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_carry_their_type_from_the_header_or_the_body() {
+        let api = RuntimeApi::start().await.unwrap();
+        let (delivery, _picked, answer) = event("req-2");
+        api.deliveries.send(delivery).await.unwrap();
+        http(&api, "GET", "/2018-06-01/runtime/invocation/next", "").await;
+        let body = r#"{"errorType":"Handler.Boom","errorMessage":"boom"}"#;
+        let (status, _, _) = http(&api, "POST", "/2018-06-01/runtime/invocation/req-2/error", body).await;
+        assert_eq!(status, 202);
+        match answer.await.unwrap() {
+            Answer::Error { error_type, .. } => assert_eq!(error_type, "Handler.Boom"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn malformed_calls_get_clear_errors_and_the_api_keeps_serving() {
+        let mut api = RuntimeApi::start().await.unwrap();
+        // A response for an invocation that is not in progress.
+        let (status, _, body) =
+            http(&api, "POST", "/2018-06-01/runtime/invocation/nope/response", "{}").await;
+        assert_eq!(status, 400);
+        assert!(body.contains("InvalidRequestID") && body.contains("nope"), "{body}");
+        // Not a Runtime API path, or the wrong method.
+        let (status, _, body) = http(&api, "GET", "/2018-06-01/runtime/invocation/", "").await;
+        assert_eq!(status, 404);
+        assert!(body.contains("not a Runtime API path"), "{body}");
+        let (status, _, _) = http(&api, "POST", "/2018-06-01/runtime/invocation/next", "").await;
+        assert_eq!(status, 405);
+        // A second long poll while one is waiting.
+        let waiting = {
+            let address = api.address;
+            tokio::spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+                stream
+                    .write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .await
+                    .unwrap();
+                let mut buffer = [0u8; 512];
+                let _ = stream.read(&mut buffer).await;
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (status, _, body) = http(&api, "GET", "/2018-06-01/runtime/invocation/next", "").await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("already waiting"), "{body}");
+        waiting.abort();
+        // An init error is reported to the environment.
+        let (status, _, _) = http(&api, "POST", "/2018-06-01/runtime/init/error", r#"{"errorType":"Init.Bad"}"#).await;
+        assert_eq!(status, 202);
+        let mut saw_init_error = false;
+        while let Ok(signal) = api.signals.try_recv() {
+            if let Signal::InitError { error_type, .. } = signal {
+                saw_init_error = error_type == "Init.Bad";
+            }
+        }
+        assert!(saw_init_error);
+        // Still serving events.
+        let (delivery, _picked, _answer) = event("req-3");
+        api.deliveries.send(delivery).await.unwrap();
+        let (status, head, _) = http(&api, "GET", "/2018-06-01/runtime/invocation/next", "").await;
+        assert_eq!(status, 200);
+        assert!(head.contains("req-3"));
+    }
 }

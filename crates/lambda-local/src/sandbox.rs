@@ -59,9 +59,12 @@ impl Sandbox {
             message,
             init_duration: started.elapsed(),
         };
-        let api = RuntimeApi::start()
-            .await
-            .map_err(|e| failure("Runtime.ApiError", format!("cannot start the Runtime API: {e}")))?;
+        let api = RuntimeApi::start().await.map_err(|e| {
+            failure(
+                "Runtime.ApiError",
+                format!("cannot start the Runtime API: {e}"),
+            )
+        })?;
         let mut command = Command::new(&function.command[0]);
         command
             .args(&function.command[1..])
@@ -92,29 +95,31 @@ impl Sandbox {
         let label = format!("{}:{id}", function.name);
         forward(child.stdout.take(), label.clone(), forward_logs);
         forward(child.stderr.take(), label, forward_logs);
-        let mut sandbox = Self { id, child, pid, api };
+        let mut sandbox = Self {
+            id,
+            child,
+            pid,
+            api,
+        };
         let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
-        loop {
-            tokio::select! {
-                signal = timeout_at(deadline, sandbox.api.signals.recv()) => match signal {
-                    Ok(Some(Signal::WaitingForEvent)) => return Ok((sandbox, started.elapsed())),
-                    Ok(Some(Signal::InitError { error_type, body })) => {
-                        sandbox.kill().await;
-                        return Err(failure(&error_type, String::from_utf8_lossy(&body).into_owned()));
-                    }
-                    Ok(None) => unreachable!("the Runtime API lives as long as the sandbox"),
-                    Err(_) => {
-                        sandbox.kill().await;
-                        return Err(failure(
-                            "Runtime.InitTimeout",
-                            format!("the function did not call /next within {}s", INIT_TIMEOUT.as_secs()),
-                        ));
-                    }
-                },
-                status = sandbox.child.wait() => {
-                    let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                    return Err(failure("Runtime.ExitError", format!("the function exited during init: {status}")));
+        tokio::select! {
+            signal = timeout_at(deadline, sandbox.api.signals.recv()) => match signal {
+                Ok(Some(Signal::WaitingForEvent)) => Ok((sandbox, started.elapsed())),
+                Ok(Some(Signal::InitError { error_type, body })) => {
+                    sandbox.kill().await;
+                    Err(failure(&error_type, String::from_utf8_lossy(&body).into_owned()))
                 }
+                Ok(None) | Err(_) => {
+                    sandbox.kill().await;
+                    Err(failure(
+                        "Runtime.InitTimeout",
+                        format!("the function did not call /next within {}s", INIT_TIMEOUT.as_secs()),
+                    ))
+                }
+            },
+            status = sandbox.child.wait() => {
+                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                Err(failure("Runtime.ExitError", format!("the function exited during init: {status}")))
             }
         }
     }
@@ -132,7 +137,10 @@ impl Sandbox {
             answer,
         };
         if self.api.deliveries.send(delivery).await.is_err() {
-            return (Ending::Crashed("the Runtime API stopped".into()), Duration::ZERO);
+            return (
+                Ending::Crashed("the Runtime API stopped".into()),
+                Duration::ZERO,
+            );
         }
         // The function is already waiting in /next, so pick-up is immediate unless it is hung.
         let _ = timeout_at(limit, picked_rx).await;

@@ -63,9 +63,11 @@ impl LocalLambda {
     /// Starts the APIs and registers the configured functions.
     pub async fn start(config: Config) -> Result<Self, Error> {
         config.validate().map_err(Error::Config)?;
-        let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
-        })?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
+            })?;
         let address = listener.local_addr()?;
         let records = Records::new(config.records.clone())?;
         let functions = config.functions.clone();
@@ -116,6 +118,25 @@ impl LocalLambda {
         Ok(arn)
     }
 
+    /// Unregisters a function (later invocations get `ResourceNotFoundException`) and kills its
+    /// idle environments.
+    pub async fn remove_function(&self, name: &str) {
+        let removed = self
+            .state
+            .functions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        if let Some(function) = removed {
+            function.shutdown().await;
+        }
+    }
+
+    /// A registered function's configuration.
+    pub fn function_config(&self, name: &str) -> Option<FunctionConfig> {
+        Some(self.state.function(name)?.config.clone())
+    }
+
     /// The qualified ARN of a registered function's published version.
     pub fn version_arn(&self, name: &str) -> Option<String> {
         let function = self.state.function(name)?;
@@ -141,6 +162,11 @@ impl LocalLambda {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
+    }
+
+    /// Invocations of a function running or queued right now.
+    pub fn in_flight(&self, function: &str) -> usize {
+        self.state.function(function).map_or(0, |f| f.in_flight())
     }
 
     /// Every invocation so far, in completion order.
@@ -190,7 +216,14 @@ async fn invoke(
     headers: HeaderMap,
     payload: Bytes,
 ) -> Response {
-    lambda_api::invoke(&state, &function, query.qualifier.as_deref(), &headers, payload).await
+    lambda_api::invoke(
+        &state,
+        &function,
+        query.qualifier.as_deref(),
+        &headers,
+        payload,
+    )
+    .await
 }
 
 async fn invocations(State(state): State<Arc<ServerState>>) -> Response {

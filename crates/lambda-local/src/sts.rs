@@ -17,7 +17,13 @@ const XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 pub(crate) fn handle(config: &Config, form: &[u8]) -> Response {
     let params: HashMap<String, String> = match serde_urlencoded::from_bytes(form) {
         Ok(params) => params,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "MalformedQueryString", &e.to_string()),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "MalformedQueryString",
+                &e.to_string(),
+            );
+        }
     };
     match params.get("Action").map(String::as_str) {
         Some("AssumeRole") => assume_role(config, &params),
@@ -35,21 +41,36 @@ pub(crate) fn handle(config: &Config, form: &[u8]) -> Response {
         Some(other) => error(
             StatusCode::BAD_REQUEST,
             "InvalidAction",
-            &format!("the local environment emulates AssumeRole and GetCallerIdentity, not {other}"),
+            &format!(
+                "the local environment emulates AssumeRole and GetCallerIdentity, not {other}"
+            ),
         ),
-        None => error(StatusCode::BAD_REQUEST, "MissingAction", "the request has no Action"),
+        None => error(
+            StatusCode::BAD_REQUEST,
+            "MissingAction",
+            "the request has no Action",
+        ),
     }
 }
 
 fn assume_role(config: &Config, params: &HashMap<String, String>) -> Response {
-    let role_arn = params.get("RoleArn").map(String::as_str).unwrap_or_default();
-    let session = params.get("RoleSessionName").map(String::as_str).unwrap_or("session");
+    let role_arn = params
+        .get("RoleArn")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let session = params
+        .get("RoleSessionName")
+        .map(String::as_str)
+        .unwrap_or("session");
     let denied = |why: &str| {
         tracing::warn!(role_arn, why, "AssumeRole denied");
         error(
             StatusCode::FORBIDDEN,
             "AccessDenied",
-            &format!("User: arn:aws:iam::{}:user/local is not authorized to perform: sts:AssumeRole on resource: {role_arn} ({why})", config.account_id),
+            &format!(
+                "User: arn:aws:iam::{}:user/local is not authorized to perform: sts:AssumeRole on resource: {role_arn} ({why})",
+                config.account_id
+            ),
         )
     };
     if role_arn != config.role.arn {
@@ -89,11 +110,17 @@ fn assume_role(config: &Config, params: &HashMap<String, String>) -> Response {
 }
 
 fn metadata() -> String {
-    format!("<ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata>", uuid::Uuid::new_v4())
+    format!(
+        "<ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata>",
+        uuid::Uuid::new_v4()
+    )
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    let message = message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let message = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
     xml(
         status,
         format!(
@@ -123,17 +150,26 @@ mod tests {
     async fn call(form: &str) -> (StatusCode, String) {
         let response = handle(&config(), form.as_bytes());
         let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
         (status, String::from_utf8(body.to_vec()).unwrap())
     }
 
-    const ROLE: &str = "RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Ftemporal&RoleSessionName=s";
+    const ROLE: &str =
+        "RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Ftemporal&RoleSessionName=s";
 
     #[tokio::test]
     async fn the_right_external_id_gets_credentials() {
-        let (status, body) = call(&format!("Action=AssumeRole&Version=2011-06-15&{ROLE}&ExternalId=ext-1")).await;
+        let (status, body) = call(&format!(
+            "Action=AssumeRole&Version=2011-06-15&{ROLE}&ExternalId=ext-1"
+        ))
+        .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert!(body.contains("<AccessKeyId>ASIALOCAL") && body.contains("<Expiration>"), "{body}");
+        assert!(
+            body.contains("<AccessKeyId>ASIALOCAL") && body.contains("<Expiration>"),
+            "{body}"
+        );
     }
 
     #[tokio::test]
@@ -150,7 +186,9 @@ mod tests {
 
     #[tokio::test]
     async fn another_role_is_denied_and_other_actions_are_refused() {
-        let (status, _) = call("Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx&ExternalId=ext-1").await;
+        let (status, _) =
+            call("Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx&ExternalId=ext-1")
+                .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         let (status, body) = call("Action=GetSessionToken").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);

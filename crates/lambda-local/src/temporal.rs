@@ -20,6 +20,11 @@ pub const WORKER_CONTROLLER_CONFIG: [&str; 3] = [
     r#"workercontroller.scaling_algorithms.enabled=["no-sync"]"#,
 ];
 
+/// True when `LAMBDA_LOCAL_VERBOSE` is set: functions' and the dev server's logs are shown.
+pub fn verbose() -> bool {
+    std::env::var_os("LAMBDA_LOCAL_VERBOSE").is_some()
+}
+
 /// Where the CLI is cached when installed: `target/tools` of this workspace.
 pub fn default_tools_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools")
@@ -33,7 +38,10 @@ pub async fn find_or_install_cli(tools_dir: &Path) -> Result<PathBuf, String> {
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(format!("TEMPORAL_CLI={} is not a file: fix or unset it", path.display()))
+            Err(format!(
+                "TEMPORAL_CLI={} is not a file: fix or unset it",
+                path.display()
+            ))
         };
     }
     if let Some(found) = std::env::var_os("PATH").and_then(|paths| {
@@ -104,6 +112,11 @@ impl DevServer {
             .envs(aws_environment.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(if verbose() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .kill_on_drop(true);
         // SAFETY: prctl is async-signal-safe; it only affects the child being spawned.
         unsafe {
@@ -166,14 +179,23 @@ impl DevServer {
         role: &crate::RoleConfig,
     ) -> Result<(), String> {
         // The deployment may already exist (a second version of it).
-        let _ = self.cli(&["worker", "deployment", "create", "--name", deployment]).await;
+        let _ = self
+            .cli(&["worker", "deployment", "create", "--name", deployment])
+            .await;
         self.cli(&[
-            "worker", "deployment", "create-version",
-            "--deployment-name", deployment,
-            "--build-id", build_id,
-            "--aws-lambda-function-arn", function_arn,
-            "--aws-lambda-assume-role-arn", &role.arn,
-            "--aws-lambda-assume-role-external-id", &role.external_id,
+            "worker",
+            "deployment",
+            "create-version",
+            "--deployment-name",
+            deployment,
+            "--build-id",
+            build_id,
+            "--aws-lambda-function-arn",
+            function_arn,
+            "--aws-lambda-assume-role-arn",
+            &role.arn,
+            "--aws-lambda-assume-role-external-id",
+            &role.external_id,
         ])
         .await
         .map(drop)
@@ -191,8 +213,14 @@ impl DevServer {
         loop {
             let attempt = self
                 .cli(&[
-                    "worker", "deployment", "set-current-version",
-                    "--deployment-name", deployment, "--build-id", build_id, "--yes",
+                    "worker",
+                    "deployment",
+                    "set-current-version",
+                    "--deployment-name",
+                    deployment,
+                    "--build-id",
+                    build_id,
+                    "--yes",
                 ])
                 .await;
             match attempt {

@@ -67,6 +67,8 @@ pub(crate) async fn invoke<B: Backend>(
             Ok(summary) => info!(
                 shutdown = summary.shutdown,
                 stop_ms = summary.stop_ms,
+                workflow_tasks = summary.workflow_tasks,
+                activity_tasks = summary.activity_tasks,
                 "invocation finished"
             ),
             Err(e) => error!(error = %e, "invocation failed"),

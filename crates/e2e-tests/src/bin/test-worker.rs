@@ -1,0 +1,26 @@
+//! A Lambda bootstrap for the end-to-end tests: the greeting sample's registrations plus the
+//! test workflows, on a single-threaded runtime (so a blocking activity blocks the worker).
+//!
+//! `TEST_WORKER_DEPLOYMENT` and `TEST_WORKER_BUILD_ID` choose the version it runs as.
+
+use e2e_tests::{OutlivesTimeoutWorkflow, SlowActivities};
+use temporal_lambda_worker::{Version, VersioningBehavior, run_worker};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let var =
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let version = Version::new(
+        var("TEST_WORKER_DEPLOYMENT", greeting::DEPLOYMENT_NAME),
+        var("TEST_WORKER_BUILD_ID", greeting::BUILD_ID),
+    );
+    run_worker(version, |options| {
+        greeting::configure(options)?;
+        options.register_workflow_with_behavior::<OutlivesTimeoutWorkflow>(
+            VersioningBehavior::Pinned,
+        )?;
+        options.register_activities(SlowActivities);
+        Ok::<_, temporal_lambda_worker::BoxError>(())
+    })
+    .await;
+}

@@ -1,0 +1,533 @@
+//! End to end, with no shortcut invokes: workflows are started on the real Temporal dev server,
+//! whose Worker Controller assumes the role and invokes the function in lambda-local, which runs
+//! the real bootstrap (`test-worker`: the greeting sample plus test workflows).
+
+use std::{
+    collections::HashSet,
+    future::Future,
+    io::{Read, Write},
+    net::TcpStream,
+    str::FromStr,
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use e2e_tests::OutlivesTimeoutWorkflow;
+use greeting::GreetingWorkflow;
+use lambda_local::{
+    Config, FunctionConfig, InvocationRecord, LocalLambda, Outcome, RoleConfig,
+    temporal::{DevServer, default_tools_dir, find_or_install_cli},
+};
+use temporalio_client::{
+    Client, ClientOptions, ConnectionOptions, Url, WorkflowGetResultOptions, WorkflowStartOptions,
+};
+
+struct Fixture {
+    runtime: tokio::runtime::Runtime,
+    lambda: LocalLambda,
+    server: DevServer,
+    role: RoleConfig,
+}
+
+/// One local environment and one dev server for every test of this binary, on a runtime that
+/// outlives the tests (processes are started from its threads, which live until the process
+/// exits, so the parent-death signal does not fire early).
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let role = RoleConfig {
+            arn: "arn:aws:iam::123456789012:role/temporal-invoker".to_owned(),
+            external_id: "e2e-external-id".to_owned(),
+        };
+        let config = Config {
+            forward_logs: lambda_local::temporal::verbose(),
+            ..Config::new(role.clone())
+        };
+        let (lambda, server) = runtime.block_on(async {
+            tokio::spawn(async move {
+                let cli = find_or_install_cli(&default_tools_dir()).await.unwrap();
+                let lambda = LocalLambda::start(config).await.unwrap();
+                let server = DevServer::start(&cli, &lambda.aws_client_environment())
+                    .await
+                    .unwrap();
+                (lambda, server)
+            })
+            .await
+            .unwrap()
+        });
+        Fixture {
+            runtime,
+            lambda,
+            server,
+            role,
+        }
+    })
+}
+
+impl Fixture {
+    fn run<F: Future + Send + 'static>(&self, future: F) -> F::Output
+    where
+        F::Output: Send + 'static,
+    {
+        self.runtime.block_on(self.runtime.spawn(future)).unwrap()
+    }
+
+    fn records(&self, function: &str) -> Vec<InvocationRecord> {
+        self.lambda
+            .records()
+            .into_iter()
+            .filter(|r| r.function_name == function)
+            .collect()
+    }
+
+    /// Registers `test-worker` as a function and attaches it to a new current version
+    /// (deployment = function name, build `build-1`). The worker polls as `worker_build_id`.
+    /// `test-worker` as function `name`, polling `<name>-tq` as `name`/`worker_build_id`.
+    fn function(
+        &self,
+        name: &str,
+        worker_build_id: &str,
+        timeout_secs: u64,
+        concurrency: u32,
+    ) -> FunctionConfig {
+        let mut function = FunctionConfig::new(
+            name,
+            vec![env!("CARGO_BIN_EXE_test-worker").to_owned()],
+            env!("CARGO_MANIFEST_DIR"),
+        );
+        function.timeout = Duration::from_secs(timeout_secs);
+        function.concurrency = concurrency;
+        for (key, value) in [
+            ("TEMPORAL_ADDRESS", self.server.address.as_str()),
+            ("TEMPORAL_TASK_QUEUE", &format!("{name}-tq")),
+            ("TEST_WORKER_DEPLOYMENT", name),
+            ("TEST_WORKER_BUILD_ID", worker_build_id),
+        ] {
+            function.env.insert(key.to_owned(), value.to_owned());
+        }
+        function
+    }
+
+    /// Replaces a function's code with one polling as another build (same name and version).
+    fn redeploy_with_build(&self, name: &str, worker_build_id: &str) {
+        let previous = self.lambda.function_config(name).unwrap();
+        let function = self.function(
+            name,
+            worker_build_id,
+            previous.timeout.as_secs(),
+            previous.concurrency,
+        );
+        let _guard = self.runtime.enter();
+        self.lambda.add_function(function).unwrap();
+    }
+
+    fn deploy(
+        &'static self,
+        name: &str,
+        worker_build_id: &str,
+        timeout_secs: u64,
+        concurrency: u32,
+    ) -> String {
+        let task_queue = format!("{name}-tq");
+        let function = self.function(name, worker_build_id, timeout_secs, concurrency);
+        let _guard = self.runtime.enter();
+        self.lambda.add_function(function).unwrap();
+        let arn = self.lambda.version_arn(name).unwrap();
+        let (name, role) = (name.to_owned(), self.role.clone());
+        let server = &self.server;
+        self.run(async move {
+            server
+                .create_lambda_version(&name, "build-1", &arn, &role)
+                .await
+                .unwrap();
+            // Current at once, before the version has seen a poller.
+            server
+                .cli(&[
+                    "worker",
+                    "deployment",
+                    "set-current-version",
+                    "--deployment-name",
+                    &name,
+                    "--build-id",
+                    "build-1",
+                    "--allow-no-pollers",
+                    "--ignore-missing-task-queues",
+                    "--yes",
+                ])
+                .await
+                .unwrap();
+        });
+        task_queue
+    }
+
+    async fn client(&self) -> Client {
+        let url = Url::from_str(&format!("http://{}", self.server.address)).unwrap();
+        Client::connect(
+            ConnectionOptions::new(url).build(),
+            ClientOptions::new("default").build(),
+        )
+        .await
+        .unwrap()
+    }
+}
+
+fn wait_until(what: &str, patience: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < patience,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn the_greeting_workflow_completes_through_an_invocation_the_server_made() {
+    let fixture = fixture();
+    let task_queue = fixture.deploy("greeting-e2e", "build-1", 12, 2);
+    let result = fixture.run(async move {
+        let client = fixture.client().await;
+        let handle = client
+            .start_workflow(
+                GreetingWorkflow::run,
+                "end to end".to_owned(),
+                WorkflowStartOptions::new(task_queue, "greeting-e2e-1").build(),
+            )
+            .await
+            .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            handle.get_result(WorkflowGetResultOptions::default()),
+        )
+        .await
+        .expect("the workflow completed within 60s")
+        .unwrap()
+    });
+    assert_eq!(result, "Hello, end to end!");
+    wait_until(
+        "an invocation was recorded",
+        Duration::from_secs(30),
+        || {
+            fixture
+                .records("greeting-e2e")
+                .iter()
+                .any(|r| r.activity_tasks == Some(1))
+        },
+    );
+    let records = fixture.records("greeting-e2e");
+    assert!(
+        records.iter().all(|r| r.invocation_type == "Event"),
+        "{records:?}"
+    );
+    assert!(
+        records.iter().all(|r| r.outcome == Outcome::Success),
+        "{records:?}"
+    );
+    assert!(records[0].cold_start && records[0].init_duration_ms.is_some());
+}
+
+#[test]
+fn twenty_workflows_at_once_complete_within_the_concurrency_limit_reusing_warm_environments() {
+    const LIMIT: u32 = 3;
+    let fixture = fixture();
+    let task_queue = fixture.deploy("burst-e2e", "build-1", 10, LIMIT);
+    for wave in 0..2 {
+        let task_queue = task_queue.clone();
+        let results = fixture.run(async move {
+            let client = fixture.client().await;
+            let mut handles = Vec::new();
+            for i in 0..20 {
+                handles.push(
+                    client
+                        .start_workflow(
+                            GreetingWorkflow::run,
+                            format!("w{wave}-{i}"),
+                            WorkflowStartOptions::new(
+                                task_queue.clone(),
+                                format!("burst-{wave}-{i}"),
+                            )
+                            .build(),
+                        )
+                        .await
+                        .unwrap(),
+                );
+            }
+            let mut results = Vec::new();
+            for handle in handles {
+                let result = tokio::time::timeout(
+                    Duration::from_secs(120),
+                    handle.get_result(WorkflowGetResultOptions::default()),
+                )
+                .await
+                .expect("every workflow completed")
+                .unwrap();
+                results.push(result);
+            }
+            results
+        });
+        let expected: Vec<String> = (0..20).map(|i| format!("Hello, w{wave}-{i}!")).collect();
+        assert_eq!(results, expected);
+        // Let the wave's invocations end, so the next wave finds the environments idle (frozen).
+        wait_until(
+            "the wave's invocations ended",
+            Duration::from_secs(60),
+            || fixture.lambda.in_flight("burst-e2e") == 0,
+        );
+    }
+    let records = fixture.records("burst-e2e");
+    let environments: HashSet<u32> = records.iter().map(|r| r.environment).collect();
+    assert!(environments.len() <= LIMIT as usize, "{environments:?}");
+    let most_at_once = records
+        .iter()
+        .map(|r| {
+            records
+                .iter()
+                .filter(|o| o.started_at_ms <= r.started_at_ms && r.started_at_ms < o.ended_at_ms)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most_at_once <= LIMIT as usize,
+        "{most_at_once} invocations overlapped"
+    );
+    assert!(
+        records.iter().any(|r| !r.cold_start),
+        "no warm reuse in {records:?}"
+    );
+    let tasks: u64 = records.iter().filter_map(|r| r.activity_tasks).sum();
+    assert_eq!(tasks, 40, "each activity ran exactly once: {records:?}");
+}
+
+#[test]
+fn an_activity_outliving_the_timeout_is_killed_then_retried_and_the_workflow_completes() {
+    let fixture = fixture();
+    let task_queue = fixture.deploy("timeout-e2e", "build-1", 12, 2);
+    let attempt = fixture.run(async move {
+        let client = fixture.client().await;
+        let handle = client
+            .start_workflow(
+                OutlivesTimeoutWorkflow::run,
+                (),
+                WorkflowStartOptions::new(task_queue, "timeout-e2e-1").build(),
+            )
+            .await
+            .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            handle.get_result(WorkflowGetResultOptions::default()),
+        )
+        .await
+        .expect("the workflow completed")
+        .unwrap()
+    });
+    // Attempt 1 blocked the only environment until it was killed; attempt 2 may have been
+    // handed to that environment's still-open poll and been lost with it, so 2 or 3.
+    assert!(
+        attempt >= 2,
+        "the activity completed on a retry, not attempt {attempt}"
+    );
+    wait_until("the invocations ended", Duration::from_secs(60), || {
+        fixture.lambda.in_flight("timeout-e2e") == 0
+    });
+    let records = fixture.records("timeout-e2e");
+    let timed_out: Vec<_> = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Timeout)
+        .collect();
+    assert_eq!(timed_out.len(), 1, "{records:?}");
+    let killed = timed_out[0];
+    assert!(
+        killed.duration_ms >= 12_000.0,
+        "killed at the timeout: {killed:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.outcome == Outcome::Success && r.started_at_ms > killed.started_at_ms),
+        "a later invocation ran the retry: {records:?}"
+    );
+    // Nothing lost or duplicated: one scheduled activity, one completion, one workflow result.
+    let history = fixture.run(async move {
+        fixture
+            .server
+            .cli(&["workflow", "show", "-w", "timeout-e2e-1", "-o", "json"])
+            .await
+            .unwrap()
+    });
+    let history: serde_json::Value = serde_json::from_str(&history).unwrap();
+    let count = |kind: &str| {
+        history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e.get(kind).is_some())
+            .count()
+    };
+    assert_eq!(count("activityTaskScheduledEventAttributes"), 1);
+    assert_eq!(count("activityTaskCompletedEventAttributes"), 1);
+    assert_eq!(count("workflowExecutionCompletedEventAttributes"), 1);
+}
+
+#[test]
+fn a_build_id_mismatch_makes_the_server_reinvoke_and_each_invocation_is_flagged() {
+    let fixture = fixture();
+    // Version build-1 is attached and its task queue registered by a correct first invocation...
+    let task_queue = fixture.deploy("mismatch-e2e", "build-1", 9, 1);
+    wait_until(
+        "the registering invocation ended",
+        Duration::from_secs(60),
+        || {
+            !fixture.records("mismatch-e2e").is_empty()
+                && fixture.lambda.in_flight("mismatch-e2e") == 0
+        },
+    );
+    // ...then the function's code changes to a build the version does not name (the classic
+    // mistake: new code deployed without a new version). Workflows keep arriving; each batch of
+    // tasks for build-1 finds no poller, so the server invokes the function again, and each
+    // invocation, polling as the other build, gets nothing. (A backlog with no new tasks is only
+    // re-checked every few minutes, so the test keeps tasks coming as production traffic would.)
+    fixture.redeploy_with_build("mismatch-e2e", "build-other");
+    let before = fixture.records("mismatch-e2e").len();
+    let started = Instant::now();
+    let mut workflows = 0;
+    while fixture.records("mismatch-e2e").len() < before + 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the server stopped invoking"
+        );
+        let (task_queue, id) = (task_queue.clone(), format!("mismatch-e2e-{workflows}"));
+        fixture.run(async move {
+            let client = fixture.client().await;
+            client
+                .start_workflow(
+                    GreetingWorkflow::run,
+                    "nobody".to_owned(),
+                    WorkflowStartOptions::new(task_queue, id).build(),
+                )
+                .await
+                .unwrap();
+        });
+        workflows += 1;
+        std::thread::sleep(Duration::from_secs(4));
+    }
+    let records = fixture.records("mismatch-e2e");
+    let looping = &records[before..];
+    assert!(
+        looping.iter().all(|r| r.processed_no_task == Some(true)),
+        "every invocation for the mismatched build processed no task: {looping:?}"
+    );
+    assert!(looping[0].report_line().ends_with("Processed no task"));
+    // Stop the loop: the function goes away and the workflows are terminated.
+    fixture.run(async move {
+        fixture.lambda.remove_function("mismatch-e2e").await;
+        for i in 0..workflows {
+            let id = format!("mismatch-e2e-{i}");
+            fixture
+                .server
+                .cli(&["workflow", "terminate", "-w", &id, "--reason", "test over"])
+                .await
+                .unwrap();
+        }
+    });
+}
+
+#[test]
+fn misconfigurations_get_clear_errors_and_nothing_crashes() {
+    let fixture = fixture();
+    let _guard = fixture.runtime.enter();
+    let mut function = FunctionConfig::new(
+        "errors-e2e",
+        vec![env!("CARGO_BIN_EXE_test-worker").to_owned()],
+        env!("CARGO_MANIFEST_DIR"),
+    );
+    function
+        .env
+        .insert("TEMPORAL_ADDRESS".into(), fixture.server.address.clone());
+    fixture.lambda.add_function(function).unwrap();
+    let arn = fixture.lambda.version_arn("errors-e2e").unwrap();
+    let server = &fixture.server;
+    let role = fixture.role.clone();
+    let (wrong_id, unknown_fn) = fixture.run(async move {
+        let wrong_role = RoleConfig {
+            external_id: "not-the-external-id".to_owned(),
+            ..role.clone()
+        };
+        let wrong_id = server
+            .create_lambda_version("errors-e2e", "build-1", &arn, &wrong_role)
+            .await
+            .unwrap_err();
+        let unknown = "arn:aws:lambda:us-east-1:123456789012:function:no-such-function:1";
+        let unknown_fn = server
+            .create_lambda_version("errors-e2e", "build-2", unknown, &role)
+            .await
+            .unwrap_err();
+        (wrong_id, unknown_fn)
+    });
+    assert!(
+        wrong_id.contains("AccessDenied") || wrong_id.to_lowercase().contains("external"),
+        "{wrong_id}"
+    );
+    assert!(
+        unknown_fn.contains("not found") || unknown_fn.contains("ResourceNotFound"),
+        "{unknown_fn}"
+    );
+
+    // The Lambda API's own error contract, over HTTP.
+    let endpoint = fixture.lambda.endpoint();
+    let address = endpoint.trim_start_matches("http://");
+    let (status, body) = http(
+        address,
+        "POST",
+        "/2015-03-31/functions/no-such/invocations",
+        "{}",
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("Function not found"), "{body}");
+    let (status, body) = http(
+        address,
+        "POST",
+        "/2015-03-31/functions/errors-e2e/invocations",
+        "not json",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("must be JSON"), "{body}");
+    let (status, _) = http(address, "GET", "/2015-03-31/functions/errors-e2e%3A7", "");
+    assert_eq!(status, 404, "an unpublished version is not found");
+    let (status, body) = http(address, "GET", "/2015-03-31/functions/errors-e2e", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"Timeout\":60"), "{body}");
+    let (status, body) = http(address, "DELETE", "/2015-03-31/functions/errors-e2e", "");
+    assert!(status == 404 || status == 405, "{status} {body}");
+    // Still serving.
+    assert_eq!(
+        http(address, "GET", "/2015-03-31/functions/errors-e2e", "").0,
+        200
+    );
+}
+
+/// A minimal HTTP/1.1 exchange.
+fn http(address: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
