@@ -255,6 +255,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_is_valid() {
+        let text = include_str!("../../../lambda-local.example.toml");
+        let config = Config::from_toml(text).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.functions[0].env["TEMPORAL_TASK_QUEUE"], "serverless-task-queue-1");
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let err = Config::from_toml("[role]\narn = \"a\"\nexternal_id = \"b\"\ntimeout = 3\n")
             .unwrap_err();
