@@ -259,7 +259,10 @@ mod tests {
         let text = include_str!("../../../lambda-local.example.toml");
         let config = Config::from_toml(text).unwrap();
         config.validate().unwrap();
-        assert_eq!(config.functions[0].env["TEMPORAL_TASK_QUEUE"], "serverless-task-queue-1");
+        assert_eq!(
+            config.functions[0].env["TEMPORAL_TASK_QUEUE"],
+            "serverless-task-queue-1"
+        );
     }
 
     #[test]

@@ -274,7 +274,8 @@ mod tests {
         let api = RuntimeApi::start().await.unwrap();
         let (delivery, picked, answer) = event("req-1");
         api.deliveries.send(delivery).await.unwrap();
-        let (status, head, body) = http(&api, "GET", "/2018-06-01/runtime/invocation/next", "").await;
+        let (status, head, body) =
+            http(&api, "GET", "/2018-06-01/runtime/invocation/next", "").await;
         assert_eq!(status, 200);
         assert_eq!(body, "{\"hello\":1}");
         for header in [
@@ -286,7 +287,13 @@ mod tests {
             assert!(head.contains(header), "{header} in {head}");
         }
         picked.await.unwrap();
-        let (status, _, _) = http(&api, "POST", "/2018-06-01/runtime/invocation/req-1/response", "\"ok\"").await;
+        let (status, _, _) = http(
+            &api,
+            "POST",
+            "/2018-06-01/runtime/invocation/req-1/response",
+            "\"ok\"",
+        )
+        .await;
         assert_eq!(status, 202);
         match answer.await.unwrap() {
             Answer::Response(body) => assert_eq!(body, "\"ok\""),
@@ -301,7 +308,13 @@ mod tests {
         api.deliveries.send(delivery).await.unwrap();
         http(&api, "GET", "/2018-06-01/runtime/invocation/next", "").await;
         let body = r#"{"errorType":"Handler.Boom","errorMessage":"boom"}"#;
-        let (status, _, _) = http(&api, "POST", "/2018-06-01/runtime/invocation/req-2/error", body).await;
+        let (status, _, _) = http(
+            &api,
+            "POST",
+            "/2018-06-01/runtime/invocation/req-2/error",
+            body,
+        )
+        .await;
         assert_eq!(status, 202);
         match answer.await.unwrap() {
             Answer::Error { error_type, .. } => assert_eq!(error_type, "Handler.Boom"),
@@ -313,10 +326,18 @@ mod tests {
     async fn malformed_calls_get_clear_errors_and_the_api_keeps_serving() {
         let mut api = RuntimeApi::start().await.unwrap();
         // A response for an invocation that is not in progress.
-        let (status, _, body) =
-            http(&api, "POST", "/2018-06-01/runtime/invocation/nope/response", "{}").await;
+        let (status, _, body) = http(
+            &api,
+            "POST",
+            "/2018-06-01/runtime/invocation/nope/response",
+            "{}",
+        )
+        .await;
         assert_eq!(status, 400);
-        assert!(body.contains("InvalidRequestID") && body.contains("nope"), "{body}");
+        assert!(
+            body.contains("InvalidRequestID") && body.contains("nope"),
+            "{body}"
+        );
         // Not a Runtime API path, or the wrong method.
         let (status, _, body) = http(&api, "GET", "/2018-06-01/runtime/invocation/", "").await;
         assert_eq!(status, 404);
@@ -329,7 +350,9 @@ mod tests {
             tokio::spawn(async move {
                 let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
                 stream
-                    .write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .write_all(
+                        b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n",
+                    )
                     .await
                     .unwrap();
                 let mut buffer = [0u8; 512];
@@ -342,7 +365,13 @@ mod tests {
         assert!(body.contains("already waiting"), "{body}");
         waiting.abort();
         // An init error is reported to the environment.
-        let (status, _, _) = http(&api, "POST", "/2018-06-01/runtime/init/error", r#"{"errorType":"Init.Bad"}"#).await;
+        let (status, _, _) = http(
+            &api,
+            "POST",
+            "/2018-06-01/runtime/init/error",
+            r#"{"errorType":"Init.Bad"}"#,
+        )
+        .await;
         assert_eq!(status, 202);
         let mut saw_init_error = false;
         while let Ok(signal) = api.signals.try_recv() {
