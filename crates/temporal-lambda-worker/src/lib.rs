@@ -16,7 +16,7 @@
 //!         // options.register_workflow::<MyWorkflow>()?;
 //!         // options.register_activities(MyActivities);
 //!         options.on_shutdown(|| async { Ok::<_, BoxError>(()) });
-//!         Ok::<_, BoxError>(())
+//!         Ok(())
 //!     })
 //!     .await;
 //! }
@@ -41,7 +41,8 @@
 //!
 //! # Cargo features
 //!
-//! None yet: the crate has no optional parts.
+//! - `otel`: OpenTelemetry metrics and traces over OTLP/gRPC for the AWS Distro for
+//!   OpenTelemetry layer ([`otel`]). Off by default; it adds nothing to builds without it.
 
 mod backend;
 mod config;
@@ -51,6 +52,8 @@ mod error;
 mod invocation;
 mod logging;
 mod options;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod task_count;
 #[cfg(test)]
 mod test_support;

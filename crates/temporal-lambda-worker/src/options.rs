@@ -5,7 +5,9 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::{FutureExt, future::LocalBoxFuture};
 use temporalio_client::{ClientOptions, ConnectionOptions};
-use temporalio_common::{WorkflowDefinition, worker::WorkerDeploymentVersion};
+use temporalio_common::{
+    WorkflowDefinition, telemetry::metrics::CoreMeter, worker::WorkerDeploymentVersion,
+};
 use temporalio_sdk::{WorkerOptions, WorkflowRegistrationError, activities::ActivityImplementer};
 use temporalio_workflow::workflows::WorkflowImplementation;
 
@@ -82,6 +84,8 @@ pub struct Options {
     pub shutdown_deadline_buffer: Duration,
     explicit_behaviors: Vec<(String, VersioningBehavior)>,
     hooks: Vec<ShutdownHook>,
+    /// Records the SDK's worker metrics (set by the `otel` feature).
+    pub(crate) core_meter: Option<Arc<dyn CoreMeter>>,
 }
 
 impl Options {
@@ -97,6 +101,7 @@ impl Options {
             shutdown_deadline_buffer: defaults::SHUTDOWN_DEADLINE_BUFFER,
             explicit_behaviors: Vec::new(),
             hooks: Vec::new(),
+            core_meter: None,
         }
     }
 
@@ -180,6 +185,7 @@ pub(crate) struct Settings {
     pub(crate) shutdown_deadline_buffer: Duration,
     pub(crate) stop_timeout: Duration,
     pub(crate) hooks: Vec<ShutdownHook>,
+    pub(crate) core_meter: Option<Arc<dyn CoreMeter>>,
 }
 
 /// The smallest gap between the stop timeout and the buffer: time for the hard stop and hooks.
@@ -257,6 +263,7 @@ impl Options {
             shutdown_deadline_buffer: buffer,
             stop_timeout,
             hooks: self.hooks,
+            core_meter: self.core_meter,
         })
     }
 }

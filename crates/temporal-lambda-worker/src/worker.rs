@@ -8,6 +8,7 @@ use std::{
 use futures::{FutureExt, future::LocalBoxFuture};
 use lambda_runtime::{LambdaEvent, Service};
 use serde_json::Value;
+use temporalio_common::telemetry::TelemetryOptions;
 use temporalio_sdk::{Runtime, runtime::RuntimeOptions};
 
 use crate::{
@@ -35,15 +36,14 @@ use crate::{
 ///         options.default_versioning_behavior(VersioningBehavior::Pinned);
 ///         // options.register_workflow::<GreetingWorkflow>()?;
 ///         // options.register_activities(GreetingActivities);
-///         Ok::<_, temporal_lambda_worker::BoxError>(())
+///         Ok(())
 ///     })
 ///     .await;
 /// }
 /// ```
-pub async fn run_worker<F, E>(version: Version, configure: F)
+pub async fn run_worker<F>(version: Version, configure: F)
 where
-    F: FnOnce(&mut Options) -> Result<(), E>,
-    E: Into<BoxError>,
+    F: FnOnce(&mut Options) -> Result<(), BoxError>,
 {
     init_logging();
     let served = match LambdaWorker::new(version, configure) {
@@ -78,13 +78,19 @@ struct Shared {
 impl LambdaWorker {
     /// Loads configuration from the process environment, runs `configure` and checks the
     /// result. Must be called inside a Tokio runtime.
-    pub fn new<F, E>(version: Version, configure: F) -> Result<Self, Error>
+    pub fn new<F>(version: Version, configure: F) -> Result<Self, Error>
     where
-        F: FnOnce(&mut Options) -> Result<(), E>,
-        E: Into<BoxError>,
+        F: FnOnce(&mut Options) -> Result<(), BoxError>,
     {
         let settings = setup(&Environment::from_process(), &version, configure)?;
-        let runtime = Runtime::from_current_tokio(RuntimeOptions::default())
+        let telemetry = TelemetryOptions::builder()
+            .maybe_metrics(settings.core_meter.clone())
+            .build();
+        let runtime_options = RuntimeOptions::builder()
+            .telemetry_options(telemetry)
+            .build()
+            .map_err(Error::Runtime)?;
+        let runtime = Runtime::from_current_tokio(runtime_options)
             .map_err(|e| Error::Runtime(describe(&e)))?;
         Ok(Self {
             shared: Arc::new(Shared {
@@ -125,14 +131,13 @@ impl Service<LambdaEvent<Value>> for LambdaWorker {
 }
 
 /// Cold-start setup: configuration, `configure`, checks.
-pub(crate) fn setup<F, E>(
+pub(crate) fn setup<F>(
     env: &Environment,
     version: &Version,
     configure: F,
 ) -> Result<Settings, Error>
 where
-    F: FnOnce(&mut Options) -> Result<(), E>,
-    E: Into<BoxError>,
+    F: FnOnce(&mut Options) -> Result<(), BoxError>,
 {
     let version = version.validate()?;
     let client_config = config::load(env)?;
@@ -144,7 +149,7 @@ where
         .unwrap_or_default()
         .to_owned();
     let mut options = Options::new(task_queue, version.clone(), client_config);
-    configure(&mut options).map_err(|e| Error::Configure(e.into()))?;
+    configure(&mut options).map_err(Error::Configure)?;
     options.into_settings(&version)
 }
 
