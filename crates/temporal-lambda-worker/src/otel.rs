@@ -297,16 +297,18 @@ impl Resolved {
 }
 
 fn install_metrics(options: &mut Options, provider: &SdkMeterProvider) {
-    let meter: Arc<dyn CoreMeter> = Arc::new(LambdaMeter {
-        meter: provider.meter(INSTRUMENTATION_SCOPE),
-    });
-    // Client RPC metrics come from the connection's meter; the rest from the runtime's.
+    let meter = provider.meter(INSTRUMENTATION_SCOPE);
+    // Client RPC metrics come from the connection's meter, which (unlike the runtime's) does not
+    // prefix names; prefix them here so every SDK metric is `temporal_*`.
     options.connection.metrics_meter = Some(TemporalMeter::new(
-        Arc::clone(&meter),
+        Arc::new(LambdaMeter {
+            meter: meter.clone(),
+            prefix: "temporal_",
+        }),
         NewAttributes::default(),
         TaskQueueLabelStrategy::UseNormal,
     ));
-    options.core_meter = Some(meter);
+    options.core_meter = Some(Arc::new(LambdaMeter { meter, prefix: "" }));
 }
 
 fn install_tracing(options: &mut Options, provider: &SdkTracerProvider) -> Result<(), Error> {
@@ -415,6 +417,7 @@ impl IdGenerator for XrayIdGenerator {
 #[derive(Debug)]
 struct LambdaMeter {
     meter: Meter,
+    prefix: &'static str,
 }
 
 impl CoreMeter for LambdaMeter {
@@ -446,7 +449,7 @@ impl CoreMeter for LambdaMeter {
     fn counter(&self, params: MetricParameters) -> Counter {
         Counter::new(Arc::new(
             self.meter
-                .u64_counter(params.name)
+                .u64_counter(self.name(params.name))
                 .with_unit(params.unit)
                 .with_description(params.description)
                 .build(),
@@ -460,7 +463,7 @@ impl CoreMeter for LambdaMeter {
     fn histogram_f64(&self, params: MetricParameters) -> HistogramF64 {
         HistogramF64::new(Arc::new(
             self.meter
-                .f64_histogram(params.name)
+                .f64_histogram(self.name(params.name))
                 .with_unit(params.unit)
                 .with_description(params.description)
                 .build(),
@@ -475,7 +478,7 @@ impl CoreMeter for LambdaMeter {
     fn gauge(&self, params: MetricParameters) -> Gauge {
         Gauge::new(Arc::new(
             self.meter
-                .u64_gauge(params.name)
+                .u64_gauge(self.name(params.name))
                 .with_unit(params.unit)
                 .with_description(params.description)
                 .build(),
@@ -485,7 +488,7 @@ impl CoreMeter for LambdaMeter {
     fn gauge_f64(&self, params: MetricParameters) -> GaugeF64 {
         GaugeF64::new(Arc::new(
             self.meter
-                .f64_gauge(params.name)
+                .f64_gauge(self.name(params.name))
                 .with_unit(params.unit)
                 .with_description(params.description)
                 .build(),
@@ -495,7 +498,7 @@ impl CoreMeter for LambdaMeter {
     fn up_down_counter(&self, params: MetricParameters) -> UpDownCounter {
         UpDownCounter::new(Arc::new(
             self.meter
-                .i64_up_down_counter(params.name)
+                .i64_up_down_counter(self.name(params.name))
                 .with_unit(params.unit)
                 .with_description(params.description)
                 .build(),
@@ -504,9 +507,17 @@ impl CoreMeter for LambdaMeter {
 }
 
 impl LambdaMeter {
+    fn name(&self, name: Cow<'static, str>) -> Cow<'static, str> {
+        if self.prefix.is_empty() {
+            name
+        } else {
+            Cow::Owned(format!("{}{name}", self.prefix))
+        }
+    }
+
     fn u64_histogram(&self, params: MetricParameters) -> opentelemetry::metrics::Histogram<u64> {
         self.meter
-            .u64_histogram(params.name)
+            .u64_histogram(self.name(params.name))
             .with_unit(params.unit)
             .with_description(params.description)
             .build()
