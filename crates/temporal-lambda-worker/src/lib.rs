@@ -42,7 +42,7 @@
 //! # Cargo features
 //!
 //! - `otel`: OpenTelemetry metrics and traces over OTLP/gRPC for the AWS Distro for
-//!   OpenTelemetry layer ([`otel`]). Off by default; it adds nothing to builds without it.
+//!   OpenTelemetry layer (module `otel`). Off by default; it adds nothing to builds without it.
 
 mod backend;
 mod config;
