@@ -2,12 +2,12 @@
 //! Temporal, and creating and running a Worker. [`SdkBackend`] is the real one; the unit tests
 //! substitute a scripted one to reach every branch of the lifecycle without a server.
 
-use std::{future::Future, time::SystemTime};
+use std::{future::Future, sync::Arc, time::SystemTime};
 
 use temporalio_client::{Client, ClientOptions, ConnectionOptions};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions, WorkerRunError};
 
-use crate::{InvocationError, error::describe};
+use crate::{InvocationError, error::describe, task_count::TaskCount};
 
 /// Side effects of one invocation.
 pub(crate) trait Backend {
@@ -38,6 +38,8 @@ pub(crate) trait Backend {
 
 /// What the lifecycle needs of a worker.
 pub(crate) trait PollingWorker {
+    /// The tasks this worker has seen so far.
+    fn tasks(&self) -> Arc<TaskCount>;
     /// A function that asks the worker to stop polling and drain.
     fn shutdown_handle(&self) -> Box<dyn Fn()>;
     /// Polls and processes tasks until stopped, or fails.
@@ -49,9 +51,15 @@ pub(crate) struct SdkBackend {
     pub(crate) runtime: Runtime,
 }
 
+/// An SDK worker with interceptors that count its tasks.
+pub(crate) struct SdkWorker {
+    worker: Worker,
+    tasks: Arc<TaskCount>,
+}
+
 impl Backend for SdkBackend {
     type Client = Client;
-    type Worker = Worker;
+    type Worker = SdkWorker;
 
     async fn connect(
         &self,
@@ -66,20 +74,26 @@ impl Backend for SdkBackend {
     fn create_worker(
         &self,
         client: Client,
-        options: WorkerOptions,
-    ) -> Result<Worker, InvocationError> {
-        Worker::new(&self.runtime, client, options)
-            .map_err(|e| InvocationError::WorkerStart(describe(&e)))
+        mut options: WorkerOptions,
+    ) -> Result<SdkWorker, InvocationError> {
+        let tasks = TaskCount::attach(&mut options);
+        let worker = Worker::new(&self.runtime, client, options)
+            .map_err(|e| InvocationError::WorkerStart(describe(&e)))?;
+        Ok(SdkWorker { worker, tasks })
     }
 }
 
-impl PollingWorker for Worker {
+impl PollingWorker for SdkWorker {
+    fn tasks(&self) -> Arc<TaskCount> {
+        Arc::clone(&self.tasks)
+    }
+
     fn shutdown_handle(&self) -> Box<dyn Fn()> {
-        Box::new(Worker::shutdown_handle(self))
+        Box::new(self.worker.shutdown_handle())
     }
 
     async fn run(&mut self) -> Result<(), InvocationError> {
-        Worker::run(self).await.map_err(|e| match e {
+        self.worker.run().await.map_err(|e| match e {
             // Validation is the worker's check-in with the namespace before it polls.
             e @ WorkerRunError::Validation(_) => InvocationError::WorkerStart(describe(&e)),
             e => InvocationError::WorkerFailed(describe(&e)),

@@ -23,6 +23,8 @@ pub const LOW_WORK_TIME: Duration = Duration::from_secs(5);
 /// How long past the stop timeout a stopping worker may take before it is abandoned: activities
 /// have been cancelled by then, and this is their time to notice.
 const HARD_STOP_GRACE: Duration = Duration::from_millis(500);
+/// How often a busy worker is checked for having become idle.
+const IDLE_CHECK_WHILE_BUSY: Duration = Duration::from_millis(100);
 /// Kept free before the deadline so the response reaches Lambda in time.
 const RETURN_MARGIN: Duration = Duration::from_millis(250);
 
@@ -34,6 +36,8 @@ pub(crate) struct Summary {
     /// `graceful` when the worker drained in time, `abandoned` when tasks that ignored
     /// cancellation were left behind at the hard stop.
     pub(crate) shutdown: &'static str,
+    /// `deadline` when polling ended at deadline − buffer, `idle` when the idle exit ended it.
+    pub(crate) stopped_by: &'static str,
     /// Time from asking the worker to stop until it stopped or was abandoned.
     pub(crate) stop_ms: u64,
     /// Workflow tasks (activations with work) this invocation processed.
@@ -65,6 +69,7 @@ pub(crate) async fn invoke<B: Backend>(
         run_hooks(&settings.hooks, earlier(deadline, RETURN_MARGIN)).await;
         match &outcome {
             Ok(summary) => info!(
+                stopped_by = summary.stopped_by,
                 shutdown = summary.shutdown,
                 stop_ms = summary.stop_ms,
                 workflow_tasks = summary.workflow_tasks,
@@ -104,25 +109,26 @@ async fn work<B: Backend>(
 
     let mut options = settings.worker.clone();
     options.client_identity_override = Some(identity.clone());
-    let tasks = TaskCount::attach(&mut options);
     let mut worker = backend.create_worker(client, options)?;
+    let tasks = worker.tasks();
     let shutdown = worker.shutdown_handle();
     let run = worker.run();
     tokio::pin!(run);
-    tokio::select! {
+    let stopped_by = tokio::select! {
         result = &mut run => {
             return Err(result.err().unwrap_or_else(|| InvocationError::WorkerFailed(
                 "the worker stopped polling before it was asked to".to_owned(),
             )));
         }
-        () = sleep_until(stop_polling) => {}
-    }
+        () = sleep_until(stop_polling) => "deadline",
+        () = idle(&tasks, settings.idle_exit), if settings.idle_exit.is_some() => "idle",
+    };
 
     shutdown();
     let stop_started = Instant::now();
     // The SDK cancels activities after the stop timeout but then waits for them however long
     // they take; this bound keeps the invocation inside its deadline regardless.
-    let hard_stop = (stop_polling + settings.stop_timeout + HARD_STOP_GRACE)
+    let hard_stop = (stop_started + settings.stop_timeout + HARD_STOP_GRACE)
         .min(earlier(deadline, RETURN_MARGIN * 2));
     let shutdown = match timeout_at(hard_stop, run).await {
         Ok(Ok(())) => "graceful",
@@ -143,11 +149,28 @@ async fn work<B: Backend>(
     };
     Ok(Summary {
         identity,
+        stopped_by,
         shutdown,
         stop_ms: stop_started.elapsed().as_millis() as u64,
         workflow_tasks: tasks.workflow_tasks(),
         activity_tasks: tasks.activity_tasks(),
     })
+}
+
+/// Returns once nothing has been in flight for `period`.
+async fn idle(tasks: &TaskCount, period: Option<Duration>) {
+    let Some(period) = period else {
+        return std::future::pending().await;
+    };
+    loop {
+        let wait = match tasks.idle_for() {
+            Some(idle_for) if idle_for >= period => return,
+            Some(idle_for) => period - idle_for,
+            // Something is in flight: look again soon after it may have finished.
+            None => period.min(IDLE_CHECK_WHILE_BUSY),
+        };
+        tokio::time::sleep(wait).await;
+    }
 }
 
 /// Runs the hooks in order, each bounded by `end`; a failure is logged and the next one runs.

@@ -341,3 +341,81 @@ fn identity_joins_request_id_and_function_arn() {
     context.invoked_function_arn = "arn:x".to_owned();
     assert_eq!(identity(&context), "abc@arn:x");
 }
+
+fn idle_settings(idle: Duration) -> Settings {
+    settings_with(|options| options.idle_exit = Some(idle))
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_idle_exit_an_idle_worker_polls_until_the_deadline() {
+    let backend = FakeBackend::new(Script::default());
+    let summary = invoke(&backend, &settings(), &backend.context(60 * SECOND))
+        .await
+        .unwrap();
+    assert_eq!(summary.stopped_by, "deadline");
+    assert_eq!(backend.at("stop requested"), 53 * SECOND);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_exit_ends_the_invocation_once_nothing_happened_for_the_period() {
+    let backend = FakeBackend::new(Script {
+        tasks: vec![(Duration::ZERO, SECOND)],
+        ..Default::default()
+    });
+    let summary = invoke(
+        &backend,
+        &idle_settings(2 * SECOND),
+        &backend.context(60 * SECOND),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.stopped_by, "idle");
+    // One second of work, then two idle seconds.
+    assert_eq!(backend.at("stop requested"), 3 * SECOND);
+    assert_eq!(summary.activity_tasks, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_exit_waits_for_a_long_task_and_for_tasks_arriving_in_between() {
+    let backend = FakeBackend::new(Script {
+        // A 10 s task, then a short one 1.5 s after it ended.
+        tasks: vec![
+            (Duration::ZERO, 10 * SECOND),
+            (Duration::from_millis(11_500), SECOND),
+        ],
+        ..Default::default()
+    });
+    let summary = invoke(
+        &backend,
+        &idle_settings(2 * SECOND),
+        &backend.context(60 * SECOND),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.stopped_by, "idle");
+    let stopped = backend.at("stop requested");
+    // The last task ended at 12.5 s; two idle seconds later (checked every 100 ms).
+    assert!(
+        stopped >= Duration::from_millis(14_500) && stopped <= Duration::from_millis(14_600),
+        "{stopped:?}"
+    );
+    assert_eq!(summary.activity_tasks, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_still_wins_over_a_busy_worker_with_idle_exit() {
+    let busy: Vec<_> = (0..60).map(|i| (i * SECOND, SECOND)).collect();
+    let backend = FakeBackend::new(Script {
+        tasks: busy,
+        ..Default::default()
+    });
+    let summary = invoke(
+        &backend,
+        &idle_settings(2 * SECOND),
+        &backend.context(30 * SECOND),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.stopped_by, "deadline");
+    assert_eq!(backend.at("stop requested"), 23 * SECOND);
+}

@@ -82,6 +82,11 @@ pub struct Options {
     /// Time reserved before the invocation deadline for the worker to stop (its stop timeout)
     /// and for shutdown hooks to run. Polling ends at `deadline - shutdown_deadline_buffer`.
     pub shutdown_deadline_buffer: Duration,
+    /// End an invocation early once its worker has had no task in flight for this long, so an
+    /// invocation that finished its work stops billing. `None` (the default): poll until
+    /// `deadline - shutdown_deadline_buffer`. Trade-off: tasks arriving later need a new
+    /// invocation (and lose the sticky cache); see the README, "Idle exit".
+    pub idle_exit: Option<Duration>,
     explicit_behaviors: Vec<(String, VersioningBehavior)>,
     hooks: Vec<ShutdownHook>,
     /// Records the SDK's worker metrics (set by the `otel` feature).
@@ -99,6 +104,7 @@ impl Options {
             connection: config.connection,
             client: config.client,
             shutdown_deadline_buffer: defaults::SHUTDOWN_DEADLINE_BUFFER,
+            idle_exit: None,
             explicit_behaviors: Vec::new(),
             hooks: Vec::new(),
             core_meter: None,
@@ -184,9 +190,13 @@ pub(crate) struct Settings {
     pub(crate) client: ClientOptions,
     pub(crate) shutdown_deadline_buffer: Duration,
     pub(crate) stop_timeout: Duration,
+    pub(crate) idle_exit: Option<Duration>,
     pub(crate) hooks: Vec<ShutdownHook>,
     pub(crate) core_meter: Option<Arc<dyn CoreMeter>>,
 }
+
+/// The shortest idle exit period accepted.
+const MIN_IDLE_EXIT: Duration = Duration::from_millis(100);
 
 /// The smallest gap between the stop timeout and the buffer: time for the hard stop and hooks.
 const MIN_BUFFER_BEYOND_STOP_TIMEOUT: Duration = Duration::from_secs(1);
@@ -256,12 +266,23 @@ impl Options {
                 stop_timeout.as_millis()
             )));
         }
+        if let Some(idle) = self.idle_exit
+            && idle < MIN_IDLE_EXIT
+        {
+            return Err(Error::InvalidOptions(format!(
+                "idle_exit of {}ms is too short to tell idle from between tasks: use at least \
+                 {}ms, or None to poll until the deadline",
+                idle.as_millis(),
+                MIN_IDLE_EXIT.as_millis()
+            )));
+        }
         Ok(Settings {
             worker: self.worker,
             connection: self.connection,
             client: self.client,
             shutdown_deadline_buffer: buffer,
             stop_timeout,
+            idle_exit: self.idle_exit,
             hooks: self.hooks,
             core_meter: self.core_meter,
         })

@@ -21,6 +21,7 @@ use tokio::{sync::Notify, time::Instant};
 use crate::{
     InvocationError,
     backend::{Backend, PollingWorker},
+    task_count::{Task, TaskCount},
 };
 
 #[workflow]
@@ -76,6 +77,8 @@ pub(crate) struct Script {
     pub(crate) drain: Duration,
     /// After being asked to stop, `run` never returns (an activity ignoring cancellation).
     pub(crate) ignores_shutdown: bool,
+    /// Tasks the worker processes: (start after `run` began, duration).
+    pub(crate) tasks: Vec<(Duration, Duration)>,
 }
 
 /// A backend that follows a [`Script`] on a virtual clock and records what happened, with the
@@ -145,6 +148,7 @@ impl FakeBackend {
 
 pub(crate) struct FakeWorker {
     script: Script,
+    tasks: Arc<TaskCount>,
     stop: Arc<Notify>,
     events: Rc<RefCell<Vec<(Duration, String)>>>,
     start: Instant,
@@ -186,6 +190,7 @@ impl Backend for FakeBackend {
         }
         Ok(FakeWorker {
             script: self.script.clone(),
+            tasks: Arc::default(),
             stop: Arc::default(),
             events: Rc::clone(&self.events),
             start: self.start_instant,
@@ -194,6 +199,10 @@ impl Backend for FakeBackend {
 }
 
 impl PollingWorker for FakeWorker {
+    fn tasks(&self) -> Arc<TaskCount> {
+        Arc::clone(&self.tasks)
+    }
+
     fn shutdown_handle(&self) -> Box<dyn Fn()> {
         let stop = Arc::clone(&self.stop);
         Box::new(move || stop.notify_one())
@@ -209,7 +218,22 @@ impl PollingWorker for FakeWorker {
         if self.script.stops_early {
             return Ok(());
         }
-        self.stop.notified().await;
+        let began = Instant::now();
+        let tasks = Arc::clone(&self.tasks);
+        let script = self.script.tasks.clone();
+        let simulate = async move {
+            for (at, lasting) in script {
+                tokio::time::sleep_until(began + at).await;
+                tasks.started(Task::Activity);
+                tokio::time::sleep(lasting).await;
+                tasks.finished();
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            () = self.stop.notified() => {}
+            () = simulate => {}
+        }
         FakeBackend::record(&self.events, self.start, "stop requested".to_owned());
         if self.script.ignores_shutdown {
             std::future::pending::<()>().await;

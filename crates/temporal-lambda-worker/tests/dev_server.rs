@@ -232,3 +232,40 @@ async fn an_unreachable_server_fails_the_invocation_within_its_budget_naming_the
     let msg = err.to_string();
     assert!(msg.contains("127.0.0.1:1"), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_idle_exit_the_invocation_ends_soon_after_its_work_is_done() {
+    let setup = setup();
+    let mut worker = setup.worker(|options| {
+        greeting::configure(options)?;
+        options.idle_exit = Some(Duration::from_secs(1));
+        Ok(())
+    });
+    let client = setup.client().await;
+    let handle = client
+        .start_workflow(
+            GreetingWorkflow::run,
+            "idle".to_owned(),
+            WorkflowStartOptions::new(setup.task_queue.clone(), unique("idle-exit")).build(),
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let response = worker
+        .call(lambda_event("idle-exit", Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(response["stopped_by"], "idle", "{response}");
+    assert_eq!(response["activity_tasks"], 1, "{response}");
+    // Without the idle exit it would poll for 23 s.
+    assert!(
+        took < Duration::from_secs(8),
+        "the invocation took {took:?}"
+    );
+    let result = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(result, "Hello, idle!");
+}
