@@ -18,11 +18,10 @@ use std::{
     time::Duration,
 };
 
+mod common;
+
 use greeting::GreetingWorkflow;
-use lambda_local::{
-    Config, FunctionConfig, LocalLambda, Outcome, RoleConfig,
-    temporal::{DevServer, default_tools_dir, find_or_install_cli},
-};
+use lambda_local::{FunctionConfig, Outcome};
 use temporalio_client::{
     Client, ClientOptions, ConnectionOptions, Url, WorkflowGetResultOptions, WorkflowStartOptions,
 };
@@ -382,26 +381,12 @@ fn the_temporal_half_attaches_the_function_for_real_and_a_workflow_completes_thr
     // The local environment and the dev server live on a runtime of their own, which outlives
     // everything they start (processes are spawned from its threads).
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let role = RoleConfig {
-        arn: "arn:aws:iam::123456789012:role/temporal-invoker".to_owned(),
-        external_id: "deploy-script-external-id".to_owned(),
-    };
-    let config = Config {
-        forward_logs: lambda_local::temporal::verbose(),
-        ..Config::new(role.clone())
-    };
-    let (cli, lambda, server) = runtime.block_on(async {
-        tokio::spawn(async move {
-            let cli = find_or_install_cli(&default_tools_dir()).await.unwrap();
-            let lambda = LocalLambda::start(config).await.unwrap();
-            let server = DevServer::start(&cli, &lambda.aws_client_environment())
-                .await
-                .unwrap();
-            (cli, lambda, server)
-        })
-        .await
-        .unwrap()
-    });
+    let role = common::role("deploy-script-external-id");
+    let common::Local {
+        cli,
+        lambda,
+        server,
+    } = common::start(&runtime, &role);
     let mut function = FunctionConfig::new(FUNCTION, package.command.clone(), &package.task_root);
     function.timeout = Duration::from_secs(15);
     // What the AWS half sets as the function's environment.

@@ -12,11 +12,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod common;
+
 use e2e_tests::OutlivesTimeoutWorkflow;
 use greeting::GreetingWorkflow;
 use lambda_local::{
-    Config, FunctionConfig, InvocationRecord, LocalLambda, Outcome, RoleConfig,
-    temporal::{DevServer, default_tools_dir, find_or_install_cli},
+    FunctionConfig, InvocationRecord, LocalLambda, Outcome, RoleConfig, temporal::DevServer,
 };
 use temporalio_client::{
     Client, ClientOptions, ConnectionOptions, Url, WorkflowGetResultOptions, WorkflowStartOptions,
@@ -36,26 +37,8 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let role = RoleConfig {
-            arn: "arn:aws:iam::123456789012:role/temporal-invoker".to_owned(),
-            external_id: "e2e-external-id".to_owned(),
-        };
-        let config = Config {
-            forward_logs: lambda_local::temporal::verbose(),
-            ..Config::new(role.clone())
-        };
-        let (lambda, server) = runtime.block_on(async {
-            tokio::spawn(async move {
-                let cli = find_or_install_cli(&default_tools_dir()).await.unwrap();
-                let lambda = LocalLambda::start(config).await.unwrap();
-                let server = DevServer::start(&cli, &lambda.aws_client_environment())
-                    .await
-                    .unwrap();
-                (lambda, server)
-            })
-            .await
-            .unwrap()
-        });
+        let role = common::role("e2e-external-id");
+        let common::Local { lambda, server, .. } = common::start(&runtime, &role);
         Fixture {
             runtime,
             lambda,
