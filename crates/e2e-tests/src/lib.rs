@@ -2,12 +2,18 @@
 
 use std::time::Duration;
 
+use temporalio_common::RetryPolicy;
 use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityOptions,
     activities::{ActivityContext, ActivityError},
 };
-use temporalio_workflow::{WorkflowContext, WorkflowResult};
+use temporalio_workflow::{
+    ActivityExecutionError, WorkflowContext, WorkflowContextView, WorkflowResult,
+};
+
+/// The message of [`MisbehavingActivities::panics`], to find in histories and results.
+pub const PANIC_MESSAGE: &str = "deliberate panic in an activity";
 
 /// A workflow whose activity outlives the function timeout on its first attempt.
 #[workflow]
@@ -31,6 +37,43 @@ impl OutlivesTimeoutWorkflow {
     }
 }
 
+/// Runs `steps` activities one after the other, each sleeping `step_ms`; returns the sum of
+/// their step numbers (`1 + 2 + ... + steps`), so a lost or repeated step changes the result
+/// only if the history does too.
+#[workflow]
+pub struct StepsWorkflow {
+    steps: u32,
+    step_ms: u64,
+}
+
+#[workflow_methods]
+impl StepsWorkflow {
+    /// Takes `(steps, step_ms)`.
+    #[init]
+    pub fn new(_ctx: &WorkflowContextView, (steps, step_ms): (u32, u64)) -> Self {
+        Self { steps, step_ms }
+    }
+
+    /// Runs the steps.
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<u32> {
+        let (steps, step_ms) = ctx.state(|s| (s.steps, s.step_ms));
+        let mut sum = 0;
+        for step in 1..=steps {
+            sum += ctx
+                .execute_activity(
+                    SlowActivities::step,
+                    (step, step_ms),
+                    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(10))
+                        .retry_policy(quick_retries())
+                        .build(),
+                )
+                .await?;
+        }
+        Ok(sum)
+    }
+}
+
 /// Activities of the end-to-end tests.
 pub struct SlowActivities;
 
@@ -46,5 +89,118 @@ impl SlowActivities {
             std::thread::sleep(Duration::from_secs(3600));
         }
         Ok(attempt)
+    }
+
+    /// Sleeps `ms` (asynchronously), then returns `step`.
+    #[activity(name = "step")]
+    pub async fn step(_ctx: ActivityContext, (step, ms): (u32, u64)) -> Result<u32, ActivityError> {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(step)
+    }
+}
+
+/// Runs one activity of each kind of misbehaviour and reports how each ended:
+/// `panicked: <failure>; ignored cancellation: attempt <n>; blocked a thread: attempt <n>`.
+#[workflow]
+#[derive(Default)]
+pub struct MisbehavingWorkflow;
+
+#[workflow_methods]
+impl MisbehavingWorkflow {
+    /// The panicking activity gets one attempt, and its failure becomes part of the result.
+    /// The other two misbehave on their first attempt only (their start-to-close timeout
+    /// outlasts the invocation, so the worker has to stop while they run) and succeed on a retry.
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<String> {
+        let panicked = match ctx
+            .execute_activity(
+                MisbehavingActivities::panics,
+                (),
+                ActivityOptions::with_start_to_close_timeout(Duration::from_secs(10))
+                    .retry_policy(RetryPolicy::builder().maximum_attempts(1).build())
+                    .build(),
+            )
+            .await
+        {
+            Ok(()) => "did not fail".to_owned(),
+            Err(e) => failure_chain(&e),
+        };
+        let misbehaving_once = || {
+            ActivityOptions::with_start_to_close_timeout(Duration::from_secs(12))
+                .retry_policy(quick_retries())
+                .build()
+        };
+        let ignoring = ctx.execute_activity(
+            MisbehavingActivities::ignores_cancellation,
+            (),
+            misbehaving_once(),
+        );
+        let blocking = ctx.execute_activity(
+            MisbehavingActivities::blocks_a_thread,
+            (),
+            misbehaving_once(),
+        );
+        let (ignored, blocked) = temporalio_workflow::join!(ignoring, blocking);
+        Ok(format!(
+            "panicked: {panicked}; ignored cancellation: attempt {}; blocked a thread: attempt {}",
+            ignored?, blocked?
+        ))
+    }
+}
+
+/// Activities that misbehave.
+pub struct MisbehavingActivities;
+
+#[activities]
+impl MisbehavingActivities {
+    /// Panics, every time.
+    #[activity(name = "panics")]
+    pub async fn panics(_ctx: ActivityContext) -> Result<(), ActivityError> {
+        panic!("{PANIC_MESSAGE}");
+    }
+
+    /// On its first attempt, sleeps (asynchronously) for an hour without ever looking at
+    /// cancellation; later attempts return their attempt number at once.
+    #[activity(name = "ignores_cancellation")]
+    pub async fn ignores_cancellation(ctx: ActivityContext) -> Result<u32, ActivityError> {
+        let attempt = ctx.info().attempt;
+        if attempt == 1 {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        Ok(attempt)
+    }
+
+    /// On its first attempt, blocks its thread for an hour (`std::thread::sleep` in async
+    /// code); later attempts return their attempt number at once.
+    #[activity(name = "blocks_a_thread")]
+    pub async fn blocks_a_thread(ctx: ActivityContext) -> Result<u32, ActivityError> {
+        let attempt = ctx.info().attempt;
+        if attempt == 1 {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        Ok(attempt)
+    }
+}
+
+/// Retries one second apart, without giving up.
+fn quick_retries() -> RetryPolicy {
+    RetryPolicy::builder()
+        .initial_interval(Duration::from_secs(1))
+        .backoff_coefficient(1.0)
+        .build()
+}
+
+/// Every message of an activity failure and its causes, outermost first.
+fn failure_chain(error: &ActivityExecutionError) -> String {
+    let mut messages = Vec::new();
+    let mut failure = error.failure();
+    while let Some(f) = failure {
+        messages.push(f.message.clone());
+        failure = f.cause.as_deref();
+    }
+    if messages.is_empty() {
+        error.to_string()
+    } else {
+        messages.join(": ")
     }
 }

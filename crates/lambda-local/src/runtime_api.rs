@@ -198,16 +198,17 @@ async fn unknown() -> Response {
 
 /// The error type from the `Lambda-Runtime-Function-Error-Type` header, else the body's
 /// `errorType`, else `Unhandled`.
+/// The error's type as Lambda reports it to the caller: the body's `errorType` (what the
+/// function said), else the `Lambda-Runtime-Function-Error-Type` header (runtimes such as
+/// `lambda_runtime` send a generic `unhandled` there), else `Unhandled`.
 fn error_type(headers: &HeaderMap, body: &[u8]) -> String {
-    headers
-        .get("lambda-runtime-function-error-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("errorType")?.as_str().map(str::to_owned))
         .or_else(|| {
-            serde_json::from_slice::<serde_json::Value>(body)
-                .ok()?
-                .get("errorType")?
-                .as_str()
+            headers
+                .get("lambda-runtime-function-error-type")
+                .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| "Unhandled".to_owned())
@@ -320,6 +321,19 @@ mod tests {
             Answer::Error { error_type, .. } => assert_eq!(error_type, "Handler.Boom"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_bodys_error_type_wins_over_the_runtimes_generic_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "lambda-runtime-function-error-type",
+            "unhandled".parse().unwrap(),
+        );
+        let body = br#"{"errorType":"Handler.Boom","errorMessage":"boom"}"#;
+        assert_eq!(error_type(&headers, body), "Handler.Boom");
+        assert_eq!(error_type(&headers, b"not json"), "unhandled");
+        assert_eq!(error_type(&HeaderMap::new(), b"{}"), "Unhandled");
     }
 
     #[tokio::test]

@@ -90,26 +90,88 @@ pub struct DevServer {
     cli: PathBuf,
     /// `127.0.0.1:<port>`, the frontend's gRPC address.
     pub address: String,
-    child: Child,
+    args: Vec<String>,
+    aws_environment: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+/// How to start a [`DevServer`] beyond the defaults of [`DevServer::start`].
+#[derive(Clone, Debug, Default)]
+pub struct DevServerOptions {
+    /// Keep the server's state in this SQLite file instead of in memory, so that
+    /// [`DevServer::restart`] comes back with every workflow, task and deployment it had.
+    pub db_file: Option<PathBuf>,
 }
 
 impl DevServer {
-    /// Starts the dev server on free loopback ports. `aws_environment` points its AWS SDK at
-    /// the local environment ([`crate::LocalLambda::aws_client_environment`]).
+    /// Starts the dev server on free loopback ports, with its state in memory.
+    /// `aws_environment` points its AWS SDK at the local environment
+    /// ([`crate::LocalLambda::aws_client_environment`]).
     pub async fn start(cli: &Path, aws_environment: &[(String, String)]) -> Result<Self, String> {
+        Self::start_with(cli, aws_environment, DevServerOptions::default()).await
+    }
+
+    /// Starts the dev server on free loopback ports with `options`. The ports are chosen once:
+    /// [`DevServer::restart`] uses them again.
+    pub async fn start_with(
+        cli: &Path,
+        aws_environment: &[(String, String)],
+        options: DevServerOptions,
+    ) -> Result<Self, String> {
         let port = free_port()?;
-        let mut command = Command::new(cli);
-        command
-            .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1"])
-            .args(["--port", &port.to_string()])
-            .args(["--http-port", &free_port()?.to_string()])
-            .args(["--metrics-port", &free_port()?.to_string()])
-            .args(["--log-level", "error"]);
-        for value in WORKER_CONTROLLER_CONFIG {
-            command.args(["--dynamic-config-value", value]);
+        let mut args: Vec<String> = ["server", "start-dev", "--headless", "--ip", "127.0.0.1"]
+            .map(str::to_owned)
+            .to_vec();
+        for (flag, value) in [
+            ("--port", port),
+            ("--http-port", free_port()?),
+            ("--metrics-port", free_port()?),
+        ] {
+            args.extend([flag.to_owned(), value.to_string()]);
         }
+        args.extend(["--log-level".to_owned(), "error".to_owned()]);
+        if let Some(db_file) = &options.db_file {
+            args.extend([
+                "--db-filename".to_owned(),
+                db_file.to_string_lossy().into_owned(),
+            ]);
+        }
+        for value in WORKER_CONTROLLER_CONFIG {
+            args.extend(["--dynamic-config-value".to_owned(), value.to_owned()]);
+        }
+        let mut server = Self {
+            cli: cli.to_owned(),
+            address: format!("127.0.0.1:{port}"),
+            args,
+            aws_environment: aws_environment.to_vec(),
+            child: None,
+        };
+        server.launch().await?;
+        Ok(server)
+    }
+
+    /// Kills the server at once (SIGKILL, as a crash would) and waits for it to exit. Its
+    /// clients see the address refuse connections until [`DevServer::restart`].
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Starts the server again on the same ports, with the same arguments (and so, when it was
+    /// started with a [`DevServerOptions::db_file`], the same state), killing it first if it
+    /// is still running. Returns once it answers.
+    pub async fn restart(&mut self) -> Result<(), String> {
+        self.kill().await;
+        self.launch().await
+    }
+
+    /// Spawns the process and waits until the frontend answers.
+    async fn launch(&mut self) -> Result<(), String> {
+        let mut command = Command::new(&self.cli);
         command
-            .envs(aws_environment.iter().map(|(k, v)| (k, v)))
+            .args(&self.args)
+            .envs(self.aws_environment.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(if verbose() {
@@ -127,19 +189,16 @@ impl DevServer {
         }
         let child = command
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", cli.display()))?;
-        let mut server = Self {
-            cli: cli.to_owned(),
-            address: format!("127.0.0.1:{port}"),
-            child,
-        };
+            .map_err(|e| format!("cannot start {}: {e}", self.cli.display()))?;
+        self.child = Some(child);
         let started = Instant::now();
-        while server
+        while self
             .cli(&["operator", "namespace", "describe", "default"])
             .await
             .is_err()
         {
-            if let Ok(Some(status)) = server.child.try_wait() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
                 return Err(format!("the Temporal dev server exited at start: {status}"));
             }
             if started.elapsed() > Duration::from_secs(60) {
@@ -147,7 +206,7 @@ impl DevServer {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Ok(server)
+        Ok(())
     }
 
     /// Runs a CLI command against this server; its stdout, or its stderr as the error.
@@ -233,7 +292,7 @@ impl DevServer {
 
     /// Stops the server.
     pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+        self.kill().await;
     }
 }
 

@@ -1,26 +1,51 @@
 //! A Lambda bootstrap for the end-to-end tests: the greeting sample's registrations plus the
-//! test workflows, on a single-threaded runtime (so a blocking activity blocks the worker).
+//! test workflows.
 //!
 //! `TEST_WORKER_DEPLOYMENT` and `TEST_WORKER_BUILD_ID` choose the version it runs as.
+//! `TEST_WORKER_RUNTIME` chooses the Tokio runtime: `current_thread` (the default, so a blocking
+//! activity blocks the whole worker) or `multi_thread` (4 worker threads, as `#[tokio::main]`
+//! gives on a machine with 4 cores).
 
-use e2e_tests::{OutlivesTimeoutWorkflow, SlowActivities};
+use e2e_tests::{
+    MisbehavingActivities, MisbehavingWorkflow, OutlivesTimeoutWorkflow, SlowActivities,
+    StepsWorkflow,
+};
 use temporal_lambda_worker::{Version, VersioningBehavior, run_worker};
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+fn main() {
     let var =
         |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let runtime = match var("TEST_WORKER_RUNTIME", "current_thread").as_str() {
+        "current_thread" => tokio::runtime::Builder::new_current_thread(),
+        "multi_thread" => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(4);
+            builder
+        }
+        other => {
+            eprintln!(
+                "test-worker: TEST_WORKER_RUNTIME={other}: use current_thread or multi_thread"
+            );
+            std::process::exit(1);
+        }
+    }
+    .enable_all()
+    .build()
+    .expect("a Tokio runtime");
     let version = Version::new(
         var("TEST_WORKER_DEPLOYMENT", greeting::DEPLOYMENT_NAME),
         var("TEST_WORKER_BUILD_ID", greeting::BUILD_ID),
     );
-    run_worker(version, |options| {
+    runtime.block_on(run_worker(version, |options| {
         greeting::configure(options)?;
         options.register_workflow_with_behavior::<OutlivesTimeoutWorkflow>(
             VersioningBehavior::Pinned,
         )?;
+        options.register_workflow_with_behavior::<StepsWorkflow>(VersioningBehavior::Pinned)?;
+        options
+            .register_workflow_with_behavior::<MisbehavingWorkflow>(VersioningBehavior::Pinned)?;
         options.register_activities(SlowActivities);
+        options.register_activities(MisbehavingActivities);
         Ok::<_, temporal_lambda_worker::BoxError>(())
-    })
-    .await;
+    }));
 }

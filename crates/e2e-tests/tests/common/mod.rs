@@ -3,11 +3,25 @@
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
-use std::path::PathBuf;
+use std::{
+    path::PathBuf,
+    str::FromStr,
+    time::{Duration, Instant},
+};
 
 use lambda_local::{
-    Config, LocalLambda, RoleConfig,
+    Config, FunctionConfig, InvocationRecord, LocalLambda, Outcome, RoleConfig,
     temporal::{DevServer, default_tools_dir, find_or_install_cli, verbose},
+};
+use temporalio_client::{
+    Client, ClientOptions, ConnectionOptions, Url, WorkflowFetchHistoryOptions,
+};
+use temporalio_common::{
+    UntypedWorkflow,
+    protos::temporal::api::{
+        enums::v1::EventType,
+        history::v1::{HistoryEvent, history_event::Attributes},
+    },
 };
 
 /// The role every test's Worker Controller assumes, with the given external id.
@@ -48,4 +62,167 @@ pub fn start(runtime: &tokio::runtime::Runtime, role: &RoleConfig) -> Local {
         .await
         .unwrap()
     })
+}
+
+/// `test-worker` as function `name`, polling task queue `<name>-tq` as version
+/// `name`/`build-1` of the server at `temporal_address`.
+pub fn test_worker(
+    name: &str,
+    temporal_address: &str,
+    timeout_secs: u64,
+    concurrency: u32,
+) -> FunctionConfig {
+    let mut function = FunctionConfig::new(
+        name,
+        vec![env!("CARGO_BIN_EXE_test-worker").to_owned()],
+        env!("CARGO_MANIFEST_DIR"),
+    );
+    function.timeout = Duration::from_secs(timeout_secs);
+    function.concurrency = concurrency;
+    for (key, value) in [
+        ("TEMPORAL_ADDRESS", temporal_address),
+        ("TEMPORAL_TASK_QUEUE", &format!("{name}-tq")),
+        ("TEST_WORKER_DEPLOYMENT", name),
+        ("TEST_WORKER_BUILD_ID", "build-1"),
+    ] {
+        function.env.insert(key.to_owned(), value.to_owned());
+    }
+    function
+}
+
+/// Attaches `function` (already added to lambda-local) to version `build-1` of deployment
+/// `function` and makes it current at once, before the version has seen a poller.
+pub async fn attach_current(
+    server: &DevServer,
+    function_arn: &str,
+    function: &str,
+    role: &RoleConfig,
+) {
+    server
+        .create_lambda_version(function, "build-1", function_arn, role)
+        .await
+        .unwrap();
+    server
+        .cli(&[
+            "worker",
+            "deployment",
+            "set-current-version",
+            "--deployment-name",
+            function,
+            "--build-id",
+            "build-1",
+            "--allow-no-pollers",
+            "--ignore-missing-task-queues",
+            "--yes",
+        ])
+        .await
+        .unwrap();
+}
+
+/// A client of the `default` namespace at `address`.
+pub async fn client(address: &str) -> Client {
+    let url = Url::from_str(&format!("http://{address}")).unwrap();
+    Client::connect(
+        ConnectionOptions::new(url).build(),
+        ClientOptions::new("default").build(),
+    )
+    .await
+    .unwrap()
+}
+
+/// A workflow's history.
+pub struct History {
+    pub workflow_id: String,
+    pub events: Vec<HistoryEvent>,
+}
+
+impl History {
+    /// Fetches the whole history of the workflow's latest run.
+    pub async fn fetch(client: &Client, workflow_id: &str) -> Self {
+        let events = client
+            .get_workflow_handle::<UntypedWorkflow>(workflow_id)
+            .fetch_history(WorkflowFetchHistoryOptions::default())
+            .into_events()
+            .await
+            .unwrap();
+        Self {
+            workflow_id: workflow_id.to_owned(),
+            events,
+        }
+    }
+
+    /// How many events of this type the history has.
+    pub fn count(&self, kind: EventType) -> usize {
+        self.events
+            .iter()
+            .filter(|e| e.event_type == kind as i32)
+            .count()
+    }
+
+    /// The failure of each `ActivityTaskFailed` event, every message of its cause chain joined.
+    pub fn activity_failures(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.attributes {
+                Some(Attributes::ActivityTaskFailedEventAttributes(a)) => {
+                    let mut messages = Vec::new();
+                    let mut failure = a.failure.as_ref();
+                    while let Some(f) = failure {
+                        messages.push(f.message.clone());
+                        failure = f.cause.as_deref();
+                    }
+                    Some(messages.join(": "))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Panics unless the workflow completed exactly once, with every scheduled activity
+    /// completed exactly once (`activities` of them) and none failed or timed out.
+    pub fn assert_completed_once(&self, activities: usize) {
+        let id = &self.workflow_id;
+        assert_eq!(self.count(EventType::WorkflowExecutionCompleted), 1, "{id}");
+        assert_eq!(
+            self.count(EventType::ActivityTaskScheduled),
+            activities,
+            "{id}"
+        );
+        assert_eq!(
+            self.count(EventType::ActivityTaskCompleted),
+            activities,
+            "{id}"
+        );
+        assert_eq!(self.count(EventType::ActivityTaskFailed), 0, "{id}");
+        assert_eq!(self.count(EventType::ActivityTaskTimedOut), 0, "{id}");
+    }
+}
+
+/// Polls `done` every 250 ms, panicking after `patience`.
+pub fn wait_until(what: &str, patience: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < patience,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Panics unless every record ended by its deadline and well inside the function timeout
+/// (`Timeout` is the outcome of an environment killed at its deadline).
+pub fn assert_within_deadlines(records: &[InvocationRecord], timeout: Duration) {
+    for r in records {
+        assert_ne!(r.outcome, Outcome::Timeout, "killed at the timeout: {r:?}");
+        assert_ne!(r.outcome, Outcome::Crashed, "the process died: {r:?}");
+        assert!(
+            r.ended_at_ms <= r.deadline_ms,
+            "ended after its deadline: {r:?}"
+        );
+        assert!(
+            r.duration_ms < timeout.as_millis() as f64,
+            "ran for the whole timeout: {r:?}"
+        );
+    }
 }
