@@ -47,6 +47,7 @@
 mod backend;
 mod config;
 pub mod defaults;
+mod env_settings;
 mod environment;
 mod error;
 mod invocation;
@@ -60,6 +61,9 @@ mod test_support;
 mod worker;
 
 pub use config::CONFIG_FILE_NAME;
+pub use env_settings::{
+    IDLE_EXIT_VAR, REUSE_CONNECTION_VAR, SHUTDOWN_BUFFER_VAR, STOP_TIMEOUT_VAR,
+};
 pub use error::{BoxError, Error, InvocationError};
 pub use invocation::{LOW_WORK_TIME, MIN_WORK_TIME};
 pub use logging::init_logging;
