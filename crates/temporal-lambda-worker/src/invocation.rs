@@ -30,6 +30,10 @@ pub const LOW_WORK_TIME: Duration = Duration::from_secs(5);
 /// How long past the stop timeout a stopping worker may take before it is abandoned: activities
 /// have been cancelled by then, and this is their time to notice.
 const HARD_STOP_GRACE: Duration = Duration::from_millis(500);
+/// Before its first task, an idle exit waits at least this long: the first polls for a version
+/// the server has only just seen can take a second or more to be matched, and an invocation that
+/// leaves before its task arrives may not be replaced for minutes.
+pub const IDLE_EXIT_FIRST_TASK_WAIT: Duration = Duration::from_secs(5);
 /// How often a busy worker is checked for having become idle.
 const IDLE_CHECK_WHILE_BUSY: Duration = Duration::from_millis(100);
 /// Kept free before the deadline so the response reaches Lambda in time.
@@ -260,15 +264,20 @@ async fn cutoff(end: Instant, sigterm: &watch::Receiver<Option<Instant>>, allowa
     }
 }
 
-/// Returns once nothing has been in flight for `period`.
+/// Returns once nothing has been in flight for `period` (see [`IDLE_EXIT_FIRST_TASK_WAIT`]).
 async fn idle(tasks: &TaskCount, period: Option<Duration>) {
     let Some(period) = period else {
         return std::future::pending().await;
     };
     loop {
+        let required = if tasks.workflow_tasks() + tasks.activity_tasks() == 0 {
+            period.max(IDLE_EXIT_FIRST_TASK_WAIT)
+        } else {
+            period
+        };
         let wait = match tasks.idle_for() {
-            Some(idle_for) if idle_for >= period => return,
-            Some(idle_for) => period - idle_for,
+            Some(idle_for) if idle_for >= required => return,
+            Some(idle_for) => required - idle_for,
             // Something is in flight: look again soon after it may have finished.
             None => period.min(IDLE_CHECK_WHILE_BUSY),
         };

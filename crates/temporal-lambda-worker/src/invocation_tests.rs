@@ -458,6 +458,35 @@ async fn idle_exit_ends_the_invocation_once_nothing_happened_for_the_period() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn before_its_first_task_an_idle_exit_waits_longer() {
+    let backend = FakeBackend::new(Script::default());
+    let summary = invoke(
+        &backend,
+        &idle_settings(2 * SECOND),
+        &backend.warm,
+        &backend.context(60 * SECOND),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.stopped_by, "idle");
+    assert_eq!(backend.at("stop requested"), IDLE_EXIT_FIRST_TASK_WAIT);
+    // A task at 4 s: from then on, the idle period alone counts.
+    let backend = FakeBackend::new(Script {
+        tasks: vec![(4 * SECOND, SECOND)],
+        ..Default::default()
+    });
+    invoke(
+        &backend,
+        &idle_settings(2 * SECOND),
+        &backend.warm,
+        &backend.context(60 * SECOND),
+    )
+    .await
+    .unwrap();
+    assert_eq!(backend.at("stop requested"), 7 * SECOND);
+}
+
+#[tokio::test(start_paused = true)]
 async fn idle_exit_waits_for_a_long_task_and_for_tasks_arriving_in_between() {
     let backend = FakeBackend::new(Script {
         // A 10 s task, then a short one 1.5 s after it ended.

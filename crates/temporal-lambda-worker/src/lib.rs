@@ -65,7 +65,7 @@ pub use env_settings::{
     IDLE_EXIT_VAR, REUSE_CONNECTION_VAR, SHUTDOWN_BUFFER_VAR, STOP_TIMEOUT_VAR,
 };
 pub use error::{BoxError, Error, InvocationError};
-pub use invocation::{LOW_WORK_TIME, MIN_WORK_TIME};
+pub use invocation::{IDLE_EXIT_FIRST_TASK_WAIT, LOW_WORK_TIME, MIN_WORK_TIME};
 pub use logging::init_logging;
 pub use options::{Options, Version, VersioningBehavior};
 pub use worker::{LambdaWorker, run_worker};

@@ -136,6 +136,9 @@ impl LambdaWorker {
     }
 }
 
+/// After SIGTERM, time left for the runtime to post the last response before the process exits.
+const RESPONSE_MARGIN: Duration = Duration::from_millis(20);
+
 impl LambdaWorker {
     fn listen_for_sigterm(&self) -> Result<(), Error> {
         let mut signal = signal(SignalKind::terminate())
@@ -146,12 +149,12 @@ impl LambdaWorker {
             tracing::info!("SIGTERM: Lambda is shutting this execution environment down");
             shared.sigterm.send_replace(Some(Instant::now()));
             let mut busy = shared.busy.subscribe();
-            // The invocation bounds itself by the budget; the margin is for its last log line.
-            let _ = tokio::time::timeout(
-                SIGTERM_BUDGET + Duration::from_millis(50),
-                busy.wait_for(|busy| !busy),
-            )
-            .await;
+            // The invocation bounds itself by the budget; the margin lets the runtime post its
+            // response.
+            let finished = tokio::time::timeout(SIGTERM_BUDGET, busy.wait_for(|busy| !busy));
+            if matches!(finished.await, Ok(Ok(_))) {
+                tokio::time::sleep(RESPONSE_MARGIN).await;
+            }
             std::process::exit(0);
         });
         Ok(())

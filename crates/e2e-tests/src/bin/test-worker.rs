@@ -1,7 +1,9 @@
 //! A Lambda bootstrap for the end-to-end tests: the greeting sample's registrations plus the
 //! test workflows, on a single-threaded runtime (so a blocking activity blocks the worker).
 //!
-//! `TEST_WORKER_DEPLOYMENT` and `TEST_WORKER_BUILD_ID` choose the version it runs as.
+//! `TEST_WORKER_DEPLOYMENT` and `TEST_WORKER_BUILD_ID` choose the version it runs as; with
+//! `TEST_WORKER_HOOK_FILE` set, a shutdown hook appends the time it ran (epoch milliseconds) to
+//! that file.
 
 use e2e_tests::{OutlivesTimeoutWorkflow, SlowActivities};
 use temporal_lambda_worker::{Version, VersioningBehavior, run_worker};
@@ -20,6 +22,12 @@ async fn main() {
             VersioningBehavior::Pinned,
         )?;
         options.register_activities(SlowActivities);
+        if let Ok(path) = std::env::var("TEST_WORKER_HOOK_FILE") {
+            options.on_shutdown(move || {
+                let path = path.clone();
+                async move { e2e_tests::append_epoch_ms(&path) }
+            });
+        }
         Ok::<_, temporal_lambda_worker::BoxError>(())
     })
     .await;
