@@ -654,3 +654,65 @@ fn sigterm_to_a_frozen_environment_exits_at_once_without_running_hooks_again() {
         "nothing left to flush: hooks not rerun"
     );
 }
+
+/// Starts a greeting workflow on `task_queue` and waits for its result.
+fn greet(task_queue: &str, workflow_id: &str) -> String {
+    let fixture = fixture();
+    let (task_queue, workflow_id) = (task_queue.to_owned(), workflow_id.to_owned());
+    fixture.run(async move {
+        let client = fixture.client().await;
+        let handle = client
+            .start_workflow(
+                GreetingWorkflow::run,
+                workflow_id.clone(),
+                WorkflowStartOptions::new(task_queue, workflow_id).build(),
+            )
+            .await
+            .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            handle.get_result(WorkflowGetResultOptions::default()),
+        )
+        .await
+        .expect("the workflow completed within 60s")
+        .unwrap()
+    })
+}
+
+#[test]
+fn after_a_frozen_gap_longer_than_the_keepalive_the_next_invocation_works() {
+    let fixture = fixture();
+    let name = "long-freeze";
+    let task_queue = fixture.deploy_with_env(
+        name,
+        "build-1",
+        30,
+        1,
+        &[("TEMPORAL_LAMBDA_IDLE_EXIT", "1s")],
+    );
+    assert_eq!(greet(&task_queue, "long-freeze-1"), "Hello, long-freeze-1!");
+    wait_until("the environment is frozen", Duration::from_secs(20), || {
+        fixture.lambda.in_flight(name) == 0 && !fixture.records(name).is_empty()
+    });
+    // The client pings every 30 s and gives up 15 s after an unanswered ping; a frozen process
+    // does neither, so its kept connection wakes up with both overdue.
+    std::thread::sleep(Duration::from_secs(50));
+    assert_eq!(greet(&task_queue, "long-freeze-2"), "Hello, long-freeze-2!");
+    wait_until(
+        "the second invocation ended",
+        Duration::from_secs(20),
+        || fixture.records(name).len() >= 2,
+    );
+    let records = fixture.records(name);
+    let second = &records[1];
+    assert!(
+        !second.cold_start,
+        "the frozen environment served it: {second:?}"
+    );
+    assert_eq!(second.environment, records[0].environment);
+    assert_eq!(second.outcome, Outcome::Success, "{second:?}");
+    let response = second.response.as_ref().expect("a JSON response");
+    assert_eq!(response["activity_tasks"], 1, "{response}");
+    // The kept connection was alive (loopback never drops it), so it passed its check.
+    assert_eq!(response["connection"], "reused", "{response}");
+}

@@ -337,6 +337,7 @@ impl Function {
             workflow_tasks: None,
             activity_tasks: None,
             processed_no_task: None,
+            response: None,
         }
     }
 
