@@ -204,3 +204,17 @@ fn failure_chain(error: &ActivityExecutionError) -> String {
         messages.join(": ")
     }
 }
+
+/// Appends the current time, in milliseconds since the epoch, as a line to the file at `path`.
+pub fn append_epoch_ms(path: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(file, "{now}")
+}

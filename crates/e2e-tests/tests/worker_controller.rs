@@ -9,7 +9,7 @@ use std::{
     net::TcpStream,
     str::FromStr,
     sync::OnceLock,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 mod common;
@@ -112,8 +112,23 @@ impl Fixture {
         timeout_secs: u64,
         concurrency: u32,
     ) -> String {
+        self.deploy_with_env(name, worker_build_id, timeout_secs, concurrency, &[])
+    }
+
+    /// [`Fixture::deploy`] with extra variables in the function's environment.
+    fn deploy_with_env(
+        &'static self,
+        name: &str,
+        worker_build_id: &str,
+        timeout_secs: u64,
+        concurrency: u32,
+        env: &[(&str, &str)],
+    ) -> String {
         let task_queue = format!("{name}-tq");
-        let function = self.function(name, worker_build_id, timeout_secs, concurrency);
+        let mut function = self.function(name, worker_build_id, timeout_secs, concurrency);
+        for (key, value) in env {
+            function.env.insert((*key).to_owned(), (*value).to_owned());
+        }
         let _guard = self.runtime.enter();
         self.lambda.add_function(function).unwrap();
         let arn = self.lambda.version_arn(name).unwrap();
@@ -519,4 +534,185 @@ fn http(address: &str, method: &str, path: &str, body: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// Deploys a function whose hook records when it runs, completes one greeting workflow through
+/// it, and returns the hook file and the time the workflow completed.
+fn greet_with_hook_file(name: &str, env: &[(&str, &str)]) -> std::path::PathBuf {
+    let fixture = fixture();
+    let hook_file = std::env::temp_dir().join(format!("{name}-{}.hooks", std::process::id()));
+    let _ = std::fs::remove_file(&hook_file);
+    let mut env = env.to_vec();
+    env.push(("TEST_WORKER_HOOK_FILE", hook_file.to_str().unwrap()));
+    let task_queue = fixture.deploy_with_env(name, "build-1", 60, 1, &env);
+    let workflow_id = format!("{name}-1");
+    fixture.run(async move {
+        let client = fixture.client().await;
+        let handle = client
+            .start_workflow(
+                GreetingWorkflow::run,
+                "SIGTERM".to_owned(),
+                WorkflowStartOptions::new(task_queue, workflow_id).build(),
+            )
+            .await
+            .unwrap();
+        let result = tokio::time::timeout(
+            Duration::from_secs(60),
+            handle.get_result(WorkflowGetResultOptions::default()),
+        )
+        .await
+        .expect("the workflow completed within 60s")
+        .unwrap();
+        assert_eq!(result, "Hello, SIGTERM!");
+    });
+    hook_file
+}
+
+fn hook_runs(hook_file: &std::path::Path) -> Vec<u128> {
+    std::fs::read_to_string(hook_file)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| line.parse().unwrap())
+        .collect()
+}
+
+fn epoch_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+#[test]
+fn sigterm_during_an_invocation_runs_the_hooks_and_exits_within_lambdas_limit() {
+    let fixture = fixture();
+    let name = "sigterm-busy";
+    let hook_file = greet_with_hook_file(name, &[]);
+    // The invocation polls until deadline − 7 s (53 s from its start): it is still running.
+    assert_eq!(fixture.lambda.in_flight(name), 1);
+    assert!(
+        hook_runs(&hook_file).is_empty(),
+        "no invocation has ended yet"
+    );
+
+    let sent = epoch_ms();
+    let retired = fixture.run(async move { fixture.lambda.retire_environments(name).await });
+    assert_eq!(retired.len(), 1, "{retired:?}");
+    let exited_after = retired[0]
+        .exited_after
+        .expect("exited by itself, not killed");
+    assert!(
+        exited_after < lambda_local::SHUTDOWN_LIMIT,
+        "{exited_after:?}"
+    );
+    // The hooks ran once, after the signal and before the process exited.
+    let runs = hook_runs(&hook_file);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(
+        runs[0] >= sent && runs[0] <= sent + exited_after.as_millis() + 1,
+        "hook ran at {} for a SIGTERM sent at {sent} and an exit {exited_after:?} later",
+        runs[0]
+    );
+    wait_until(
+        "the invocation was recorded",
+        Duration::from_secs(10),
+        || !fixture.records(name).is_empty(),
+    );
+    let record = &fixture.records(name)[0];
+    assert_ne!(record.outcome, Outcome::Timeout, "{record:?}");
+    assert!(record.duration_ms < 30_000.0, "{record:?}");
+}
+
+#[test]
+fn sigterm_to_a_frozen_environment_exits_at_once_without_running_hooks_again() {
+    let fixture = fixture();
+    let name = "sigterm-idle";
+    // Idle exit ends the invocation a second after the workflow is done; the environment then
+    // waits frozen for its next event.
+    let hook_file = greet_with_hook_file(name, &[("TEMPORAL_LAMBDA_IDLE_EXIT", "1s")]);
+    wait_until("the environment is idle", Duration::from_secs(20), || {
+        fixture.lambda.in_flight(name) == 0 && !fixture.records(name).is_empty()
+    });
+    assert_eq!(
+        hook_runs(&hook_file).len(),
+        1,
+        "the invocation's own hooks ran"
+    );
+
+    let retired = fixture.run(async move { fixture.lambda.retire_environments(name).await });
+    assert_eq!(retired.len(), 1, "{retired:?}");
+    let exited_after = retired[0]
+        .exited_after
+        .expect("exited by itself, not killed");
+    assert!(
+        exited_after < lambda_local::SHUTDOWN_LIMIT,
+        "{exited_after:?}"
+    );
+    assert_eq!(
+        hook_runs(&hook_file).len(),
+        1,
+        "nothing left to flush: hooks not rerun"
+    );
+}
+
+/// Starts a greeting workflow on `task_queue` and waits for its result.
+fn greet(task_queue: &str, workflow_id: &str) -> String {
+    let fixture = fixture();
+    let (task_queue, workflow_id) = (task_queue.to_owned(), workflow_id.to_owned());
+    fixture.run(async move {
+        let client = fixture.client().await;
+        let handle = client
+            .start_workflow(
+                GreetingWorkflow::run,
+                workflow_id.clone(),
+                WorkflowStartOptions::new(task_queue, workflow_id).build(),
+            )
+            .await
+            .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            handle.get_result(WorkflowGetResultOptions::default()),
+        )
+        .await
+        .expect("the workflow completed within 60s")
+        .unwrap()
+    })
+}
+
+#[test]
+fn after_a_frozen_gap_longer_than_the_keepalive_the_next_invocation_works() {
+    let fixture = fixture();
+    let name = "long-freeze";
+    let task_queue = fixture.deploy_with_env(
+        name,
+        "build-1",
+        30,
+        1,
+        &[("TEMPORAL_LAMBDA_IDLE_EXIT", "1s")],
+    );
+    assert_eq!(greet(&task_queue, "long-freeze-1"), "Hello, long-freeze-1!");
+    wait_until("the environment is frozen", Duration::from_secs(20), || {
+        fixture.lambda.in_flight(name) == 0 && !fixture.records(name).is_empty()
+    });
+    // The client pings every 30 s and gives up 15 s after an unanswered ping; a frozen process
+    // does neither, so its kept connection wakes up with both overdue.
+    std::thread::sleep(Duration::from_secs(50));
+    assert_eq!(greet(&task_queue, "long-freeze-2"), "Hello, long-freeze-2!");
+    wait_until(
+        "the second invocation ended",
+        Duration::from_secs(20),
+        || fixture.records(name).len() >= 2,
+    );
+    let records = fixture.records(name);
+    let second = &records[1];
+    assert!(
+        !second.cold_start,
+        "the frozen environment served it: {second:?}"
+    );
+    assert_eq!(second.environment, records[0].environment);
+    assert_eq!(second.outcome, Outcome::Success, "{second:?}");
+    let response = second.response.as_ref().expect("a JSON response");
+    assert_eq!(response["activity_tasks"], 1, "{response}");
+    // The kept connection was alive (loopback never drops it), so it passed its check.
+    assert_eq!(response["connection"], "reused", "{response}");
 }

@@ -24,5 +24,6 @@ mod sts;
 pub mod temporal;
 
 pub use config::{Config, FunctionConfig, RoleConfig};
+pub use pool::{Retirement, SHUTDOWN_LIMIT};
 pub use record::{InvocationRecord, Outcome};
 pub use server::{Error, LocalLambda};

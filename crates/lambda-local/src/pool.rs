@@ -2,6 +2,7 @@
 //! asynchronous events, and a record of every invocation.
 
 use std::{
+    collections::BTreeMap,
     sync::{
         Arc, Mutex, Weak,
         atomic::{AtomicU32, AtomicUsize, Ordering},
@@ -17,8 +18,20 @@ use crate::{
     config::FunctionConfig,
     record::{InvocationRecord, Outcome, Records},
     runtime_api::{Answer, Event},
-    sandbox::{Ending, Sandbox},
+    sandbox::{Ending, Sandbox, terminate},
 };
+
+/// Lambda's limit for a runtime's shutdown phase (no extensions): SIGTERM, then SIGKILL.
+pub const SHUTDOWN_LIMIT: Duration = Duration::from_millis(500);
+
+/// How one execution environment went through the shutdown phase.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retirement {
+    /// The environment's number.
+    pub environment: u32,
+    /// Time from SIGTERM until its process exited; `None` when it was killed at the limit.
+    pub exited_after: Option<Duration>,
+}
 
 /// What a synchronous caller gets back.
 #[derive(Debug)]
@@ -57,6 +70,8 @@ pub(crate) struct Function {
     pub(crate) arn: String,
     lambda_env: Vec<(String, String)>,
     idle: Mutex<Vec<Sandbox>>,
+    /// Every live environment's process id, busy or idle.
+    live: Mutex<BTreeMap<u32, i32>>,
     permits: Arc<Semaphore>,
     queue: mpsc::UnboundedSender<Queued>,
     queued: Arc<AtomicUsize>,
@@ -82,6 +97,7 @@ impl Function {
             arn,
             lambda_env,
             idle: Mutex::default(),
+            live: Mutex::default(),
             queue,
             queued: Arc::default(),
             next_environment: AtomicU32::new(1),
@@ -183,7 +199,10 @@ impl Function {
                     ),
                 ));
                 match Sandbox::start(id, &self.config, &env, self.forward_logs).await {
-                    Ok((sandbox, init)) => (sandbox, Some(init)),
+                    Ok((sandbox, init)) => {
+                        self.live_environments().insert(id, sandbox.pid());
+                        (sandbox, Some(init))
+                    }
                     Err(failure) => {
                         let mut record = self.record(
                             &request_id,
@@ -261,8 +280,22 @@ impl Function {
             && sandbox
                 .wait_for_next(tokio::time::Instant::now() + Duration::from_secs(2))
                 .await;
-        if healthy {
-            sandbox.freeze();
+        // Decided under the lock of the live set, so a shutdown phase starting now either
+        // thaws what is frozen here or finds it gone from the set.
+        let retiring = {
+            let mut live = self.live_environments();
+            let retiring = !live.contains_key(&sandbox.id);
+            if !retiring && healthy {
+                sandbox.freeze();
+            } else {
+                live.remove(&sandbox.id);
+            }
+            retiring
+        };
+        if retiring {
+            // The shutdown phase ends the process (by SIGKILL past its limit).
+            sandbox.reap().await;
+        } else if healthy {
             self.idle
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -304,6 +337,7 @@ impl Function {
             workflow_tasks: None,
             activity_tasks: None,
             processed_no_task: None,
+            response: None,
         }
     }
 
@@ -318,13 +352,39 @@ impl Function {
         record
     }
 
+    fn live_environments(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, i32>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Kills every idle environment.
     pub(crate) async fn shutdown(&self) {
         let idle: Vec<Sandbox> =
             std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
         for mut sandbox in idle {
+            self.live_environments().remove(&sandbox.id);
             sandbox.kill().await;
         }
+    }
+
+    /// Runs Lambda's shutdown phase on every live environment, busy or frozen, at once.
+    pub(crate) async fn retire(&self, limit: Duration) -> Vec<Retirement> {
+        let live: Vec<(u32, i32)> = std::mem::take(&mut *self.live_environments())
+            .into_iter()
+            .collect();
+        let signalled: Vec<_> = live
+            .into_iter()
+            .map(|(id, pid)| (id, tokio::spawn(terminate(pid, limit))))
+            .collect();
+        let mut retirements = Vec::new();
+        for (environment, terminating) in signalled {
+            retirements.push(Retirement {
+                environment,
+                exited_after: terminating.await.unwrap_or(None),
+            });
+        }
+        // Reap the idle ones; a busy one is reaped by its invocation, which sees the exit.
+        self.shutdown().await;
+        retirements
     }
 }
 

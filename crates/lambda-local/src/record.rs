@@ -72,6 +72,10 @@ pub struct InvocationRecord {
     /// True when the function reported that it processed no task: invoked for nothing. A run of
     /// these is how a worker polling as a different version than Temporal invokes it for shows.
     pub processed_no_task: Option<bool>,
+    /// The function's response, when it was JSON (a worker built with temporal-lambda-worker
+    /// reports `connection`, `stopped_by`, `shutdown`, `stop_ms` and its task counts there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<serde_json::Value>,
 }
 
 impl InvocationRecord {
@@ -112,6 +116,7 @@ impl InvocationRecord {
             (Some(w), Some(a)) => Some(w + a == 0),
             _ => None,
         };
+        self.response = Some(value);
     }
 }
 
@@ -186,6 +191,7 @@ mod tests {
             workflow_tasks: None,
             activity_tasks: None,
             processed_no_task: None,
+            response: None,
         }
     }
 
@@ -213,6 +219,7 @@ mod tests {
         assert!(r.report_line().ends_with("Processed no task"));
         r.set_task_counts(br#"{"workflow_tasks":2,"activity_tasks":1}"#);
         assert_eq!(r.processed_no_task, Some(false));
+        assert_eq!(r.response.as_ref().unwrap()["activity_tasks"], 1);
         r.set_task_counts(b"null");
         assert_eq!((r.workflow_tasks, r.processed_no_task), (None, None));
     }

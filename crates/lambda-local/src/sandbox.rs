@@ -1,5 +1,6 @@
 //! One execution environment: the function's process, its Runtime API, and Lambda's lifecycle
-//! around it: cold start, freeze between invocations (SIGSTOP), thaw (SIGCONT), kill at timeout.
+//! around it: cold start, freeze between invocations (SIGSTOP), thaw (SIGCONT), kill at timeout,
+//! and the shutdown phase (SIGTERM, then SIGKILL past the limit).
 
 use std::{
     process::Stdio,
@@ -174,6 +175,11 @@ impl Sandbox {
         }
     }
 
+    /// The function's process id, which is also its process group's.
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
     /// Peak resident memory of the environment's processes, in MB.
     pub(crate) fn max_memory_used_mb(&self) -> u64 {
         process_group_peak_rss_kb(self.pid).div_ceil(1024)
@@ -189,6 +195,11 @@ impl Sandbox {
         self.signal_group(libc::SIGCONT);
     }
 
+    /// Waits for the function's process to exit and reaps it.
+    pub(crate) async fn reap(&mut self) {
+        let _ = self.child.wait().await;
+    }
+
     /// Kills every process of the environment and reaps the function's process.
     pub(crate) async fn kill(&mut self) {
         self.signal_group(libc::SIGKILL);
@@ -196,12 +207,44 @@ impl Sandbox {
     }
 
     fn signal_group(&self, signal: libc::c_int) {
-        if self.pid > 0 {
-            // SAFETY: kill(2) on our own child's process group.
-            unsafe {
-                libc::kill(-self.pid, signal);
-            }
+        signal_group(self.pid, signal);
+    }
+}
+
+fn signal_group(pid: i32, signal: libc::c_int) {
+    if pid > 0 {
+        // SAFETY: kill(2) on the process group of one of our children.
+        unsafe {
+            libc::kill(-pid, signal);
         }
+    }
+}
+
+/// Lambda's shutdown phase for the environment whose function process is `pid`, busy or frozen:
+/// SIGTERM, then SIGKILL if the process has not exited within `limit`. Returns how long it took
+/// to exit, or `None` when it had to be killed.
+pub(crate) async fn terminate(pid: i32, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    signal_group(pid, libc::SIGCONT);
+    signal_group(pid, libc::SIGTERM);
+    while started.elapsed() < limit {
+        if has_exited(pid) {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    signal_group(pid, libc::SIGKILL);
+    None
+}
+
+/// Whether the process is gone or a zombie waiting to be reaped.
+fn has_exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|end| stat[end + 1..].split_whitespace().next())
+            .is_none_or(|state| state == "Z" || state == "X"),
+        Err(_) => true,
     }
 }
 
@@ -247,6 +290,31 @@ fn process_group_of(pid: i32) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn terminate_waits_for_a_polite_exit_and_kills_a_process_that_ignores_sigterm() {
+        let spawn = |script: &str| {
+            let mut command = Command::new("sh");
+            command.args(["-c", script]).process_group(0);
+            command.spawn().unwrap()
+        };
+        let mut polite = spawn("sleep 30");
+        let pid = polite.id().unwrap() as i32;
+        let took = terminate(pid, Duration::from_millis(500)).await;
+        assert!(
+            took.is_some_and(|t| t < Duration::from_millis(500)),
+            "{took:?}"
+        );
+        assert!(!polite.wait().await.unwrap().success());
+
+        let mut stubborn = spawn("trap '' TERM; sleep 30 & wait; sleep 30");
+        let pid = stubborn.id().unwrap() as i32;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(terminate(pid, Duration::from_millis(300)).await, None);
+        let status = stubborn.wait().await.unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+    }
 
     #[test]
     fn our_own_process_group_has_memory() {

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use crate::{
     config::{Config, FunctionConfig},
     lambda_api,
-    pool::Function,
+    pool::{Function, Retirement, SHUTDOWN_LIMIT},
     record::{InvocationRecord, Records},
     sts,
 };
@@ -162,6 +162,18 @@ impl LocalLambda {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
+    }
+
+    /// Retires every execution environment of a function, busy or frozen, as Lambda does when it
+    /// shuts environments down: SIGTERM to each, then SIGKILL to any still running after
+    /// [`SHUTDOWN_LIMIT`]. (Lambda sends the SIGTERM only to runtimes of functions with
+    /// extensions; without one it just stops them.) An invocation in progress ends with the
+    /// process.
+    pub async fn retire_environments(&self, function: &str) -> Vec<Retirement> {
+        match self.state.function(function) {
+            Some(function) => function.retire(SHUTDOWN_LIMIT).await,
+            None => Vec::new(),
+        }
     }
 
     /// Invocations of a function running or queued right now.

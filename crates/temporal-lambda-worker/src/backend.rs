@@ -4,15 +4,16 @@
 
 use std::{future::Future, sync::Arc, time::SystemTime};
 
-use temporalio_client::{Client, ClientOptions, ConnectionOptions};
+use temporalio_client::{Client, ClientOptions, ConnectionOptions, tonic};
+use temporalio_common::protos::temporal::api::workflowservice::v1::GetSystemInfoRequest;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions, WorkerRunError};
 
 use crate::{InvocationError, error::describe, task_count::TaskCount};
 
 /// Side effects of one invocation.
 pub(crate) trait Backend {
-    /// A connected, namespace-bound client.
-    type Client;
+    /// A connected, namespace-bound client; clones share the connection.
+    type Client: Clone;
     /// A worker that polls until told to stop.
     type Worker: PollingWorker;
 
@@ -27,6 +28,10 @@ pub(crate) trait Backend {
         connection: ConnectionOptions,
         client: ClientOptions,
     ) -> impl Future<Output = Result<Self::Client, String>>;
+
+    /// Checks with one short request that a client kept from an earlier invocation still
+    /// reaches the server.
+    fn check(&self, client: &Self::Client) -> impl Future<Output = Result<(), String>>;
 
     /// Creates a fresh worker on `client`.
     fn create_worker(
@@ -69,6 +74,17 @@ impl Backend for SdkBackend {
         Client::connect(connection, client)
             .await
             .map_err(|e| describe(&e))
+    }
+
+    async fn check(&self, client: &Client) -> Result<(), String> {
+        let request = tonic::Request::new(GetSystemInfoRequest::default());
+        client
+            .connection()
+            .workflow_service()
+            .get_system_info(request)
+            .await
+            .map(drop)
+            .map_err(|status| status.message().to_owned())
     }
 
     fn create_worker(

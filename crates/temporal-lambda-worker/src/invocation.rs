@@ -1,11 +1,18 @@
-//! One Lambda invocation: check the time budget, connect, run a fresh worker until
-//! `deadline - buffer`, stop it within a hard bound, then run the shutdown hooks.
+//! One Lambda invocation: check the time budget, connect (or reuse the previous invocation's
+//! connection), run a fresh worker until `deadline - buffer`, stop it within a hard bound, then
+//! run the shutdown hooks. Lambda's SIGTERM cuts every phase short.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Mutex,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use lambda_runtime::Context;
 use serde::Serialize;
-use tokio::time::{Instant, sleep_until, timeout_at};
+use tokio::{
+    sync::watch,
+    time::{Instant, sleep_until, timeout_at},
+};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::{
@@ -23,10 +30,45 @@ pub const LOW_WORK_TIME: Duration = Duration::from_secs(5);
 /// How long past the stop timeout a stopping worker may take before it is abandoned: activities
 /// have been cancelled by then, and this is their time to notice.
 const HARD_STOP_GRACE: Duration = Duration::from_millis(500);
+/// Before its first task, an idle exit waits at least this long: the first polls for a version
+/// the server has only just seen can take a second or more to be matched, and an invocation that
+/// leaves before its task arrives may not be replaced for minutes.
+pub const IDLE_EXIT_FIRST_TASK_WAIT: Duration = Duration::from_secs(5);
 /// How often a busy worker is checked for having become idle.
 const IDLE_CHECK_WHILE_BUSY: Duration = Duration::from_millis(100);
 /// Kept free before the deadline so the response reaches Lambda in time.
 const RETURN_MARGIN: Duration = Duration::from_millis(250);
+/// How long a kept connection may take to answer its check before a new one is made.
+pub(crate) const REUSE_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// After SIGTERM, how long the stopping worker may drain.
+const SIGTERM_DRAIN: Duration = Duration::from_millis(200);
+/// After SIGTERM, when the hooks must be done: Lambda allows a runtime 500 ms in all.
+pub(crate) const SIGTERM_BUDGET: Duration = Duration::from_millis(400);
+
+/// What an execution environment keeps from one invocation to the next.
+pub(crate) struct Warm<C> {
+    /// The connection kept for the next invocation, when reuse is on.
+    client: Mutex<Option<C>>,
+    /// The moment Lambda's SIGTERM arrived, once it has.
+    sigterm: watch::Receiver<Option<Instant>>,
+}
+
+impl<C> Warm<C> {
+    pub(crate) fn new(sigterm: watch::Receiver<Option<Instant>>) -> Self {
+        Self {
+            client: Mutex::new(None),
+            sigterm,
+        }
+    }
+
+    fn take_client(&self) -> Option<C> {
+        self.client.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn keep_client(&self, client: C) {
+        *self.client.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
+    }
+}
 
 /// What an invocation reports back as its response.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -36,8 +78,11 @@ pub(crate) struct Summary {
     /// `graceful` when the worker drained in time, `abandoned` when tasks that ignored
     /// cancellation were left behind at the hard stop.
     pub(crate) shutdown: &'static str,
-    /// `deadline` when polling ended at deadline − buffer, `idle` when the idle exit ended it.
+    /// `deadline` when polling ended at deadline − buffer, `idle` when the idle exit ended it,
+    /// `sigterm` when Lambda began shutting the execution environment down.
     pub(crate) stopped_by: &'static str,
+    /// `new` for a connection made by this invocation, `reused` for the previous one's.
+    pub(crate) connection: &'static str,
     /// Time from asking the worker to stop until it stopped or was abandoned.
     pub(crate) stop_ms: u64,
     /// Workflow tasks (activations with work) this invocation processed.
@@ -50,6 +95,7 @@ pub(crate) struct Summary {
 pub(crate) async fn invoke<B: Backend>(
     backend: &B,
     settings: &Settings,
+    warm: &Warm<B::Client>,
     context: &Context,
 ) -> Result<Summary, InvocationError> {
     let deadline = deadline_instant(backend.now(), context.deadline);
@@ -65,11 +111,17 @@ pub(crate) async fn invoke<B: Backend>(
             work_time_ms = work_time.as_millis() as u64,
             "invocation started"
         );
-        let outcome = work(backend, settings, deadline, identity).await;
-        run_hooks(&settings.hooks, earlier(deadline, RETURN_MARGIN)).await;
+        let outcome = work(backend, settings, warm, deadline, identity).await;
+        run_hooks(
+            &settings.hooks,
+            earlier(deadline, RETURN_MARGIN),
+            &warm.sigterm,
+        )
+        .await;
         match &outcome {
             Ok(summary) => info!(
                 stopped_by = summary.stopped_by,
+                connection = summary.connection,
                 shutdown = summary.shutdown,
                 stop_ms = summary.stop_ms,
                 workflow_tasks = summary.workflow_tasks,
@@ -87,29 +139,20 @@ pub(crate) async fn invoke<B: Backend>(
 async fn work<B: Backend>(
     backend: &B,
     settings: &Settings,
+    warm: &Warm<B::Client>,
     deadline: Instant,
     identity: String,
 ) -> Result<Summary, InvocationError> {
     let buffer = settings.shutdown_deadline_buffer;
     let stop_polling = earlier(deadline, buffer);
-    let address = settings.connection.target.to_string();
-    let connect = backend.connect(settings.connection.clone(), settings.client.clone());
-    let client = match timeout_at(stop_polling, connect).await {
-        Ok(Ok(client)) => client,
-        Ok(Err(reason)) => return Err(InvocationError::Connect { address, reason }),
-        Err(_) => {
-            return Err(InvocationError::Connect {
-                address,
-                reason: "no answer before the work time ran out".to_owned(),
-            });
-        }
-    };
+    // A kept connection is given back only after a clean stop (below); any error drops it.
+    let (client, connection) = client(backend, settings, warm, stop_polling).await?;
     // Connecting took time; what is left must still be worth polling for.
     check_work_time(deadline, buffer)?;
 
     let mut options = settings.worker.clone();
     options.client_identity_override = Some(identity.clone());
-    let mut worker = backend.create_worker(client, options)?;
+    let mut worker = backend.create_worker(client.clone(), options)?;
     let tasks = worker.tasks();
     let shutdown = worker.shutdown_handle();
     let run = worker.run();
@@ -122,6 +165,7 @@ async fn work<B: Backend>(
         }
         () = sleep_until(stop_polling) => "deadline",
         () = idle(&tasks, settings.idle_exit), if settings.idle_exit.is_some() => "idle",
+        () = sigterm(&warm.sigterm) => "sigterm",
     };
 
     shutdown();
@@ -130,15 +174,19 @@ async fn work<B: Backend>(
     // they take; this bound keeps the invocation inside its deadline regardless.
     let hard_stop = (stop_started + settings.stop_timeout + HARD_STOP_GRACE)
         .min(earlier(deadline, RETURN_MARGIN * 2));
-    let shutdown = match timeout_at(hard_stop, run).await {
-        Ok(Ok(())) => "graceful",
-        Ok(Err(e)) => {
+    let stopped = tokio::select! {
+        result = run => Some(result),
+        () = cutoff(hard_stop, &warm.sigterm, SIGTERM_DRAIN) => None,
+    };
+    let shutdown = match stopped {
+        Some(Ok(())) => "graceful",
+        Some(Err(e)) => {
             // The tasks were processed; a failure while stopping is worth a log line, not a
             // function error (Lambda retries failed asynchronous invocations).
             warn!(error = %e, "the worker reported an error while stopping");
             "graceful"
         }
-        Err(_) => {
+        None => {
             warn!(
                 stop_timeout_ms = settings.stop_timeout.as_millis() as u64,
                 "tasks still running at the hard stop were abandoned; they ignored cancellation \
@@ -147,9 +195,14 @@ async fn work<B: Backend>(
             "abandoned"
         }
     };
+    // An abandoned worker may still hold on to the connection's worker registry; start afresh.
+    if settings.reuse_connection && shutdown == "graceful" {
+        warm.keep_client(client);
+    }
     Ok(Summary {
         identity,
         stopped_by,
+        connection,
         shutdown,
         stop_ms: stop_started.elapsed().as_millis() as u64,
         workflow_tasks: tasks.workflow_tasks(),
@@ -157,15 +210,74 @@ async fn work<B: Backend>(
     })
 }
 
-/// Returns once nothing has been in flight for `period`.
+/// The previous invocation's client when it still answers, otherwise a new connection.
+async fn client<B: Backend>(
+    backend: &B,
+    settings: &Settings,
+    warm: &Warm<B::Client>,
+    stop_polling: Instant,
+) -> Result<(B::Client, &'static str), InvocationError> {
+    if let Some(kept) = warm.take_client() {
+        let check_by = stop_polling.min(Instant::now() + REUSE_CHECK_TIMEOUT);
+        match timeout_at(check_by, backend.check(&kept)).await {
+            Ok(Ok(())) => return Ok((kept, "reused")),
+            Ok(Err(reason)) => info!(%reason, "the kept connection failed its check; reconnecting"),
+            Err(_) => info!("the kept connection did not answer its check in time; reconnecting"),
+        }
+    }
+    let address = settings.connection.target.to_string();
+    let connect = backend.connect(settings.connection.clone(), settings.client.clone());
+    match timeout_at(stop_polling, connect).await {
+        Ok(Ok(client)) => Ok((client, "new")),
+        Ok(Err(reason)) => Err(InvocationError::Connect { address, reason }),
+        Err(_) => Err(InvocationError::Connect {
+            address,
+            reason: "no answer before the work time ran out".to_owned(),
+        }),
+    }
+}
+
+/// Returns once Lambda's SIGTERM has arrived.
+async fn sigterm(sigterm: &watch::Receiver<Option<Instant>>) {
+    let mut sigterm = sigterm.clone();
+    if sigterm.wait_for(Option::is_some).await.is_err() {
+        // No signal handler (a handler driven by tests or layers): never.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Returns at `end`, or earlier once only `allowance` is left after Lambda's SIGTERM.
+async fn cutoff(end: Instant, sigterm: &watch::Receiver<Option<Instant>>, allowance: Duration) {
+    let mut sigterm = sigterm.clone();
+    loop {
+        let at = match *sigterm.borrow_and_update() {
+            Some(received) => end.min(received + allowance),
+            None => end,
+        };
+        tokio::select! {
+            () = sleep_until(at) => return,
+            changed = sigterm.changed() => if changed.is_err() {
+                sleep_until(at).await;
+                return;
+            },
+        }
+    }
+}
+
+/// Returns once nothing has been in flight for `period` (see [`IDLE_EXIT_FIRST_TASK_WAIT`]).
 async fn idle(tasks: &TaskCount, period: Option<Duration>) {
     let Some(period) = period else {
         return std::future::pending().await;
     };
     loop {
+        let required = if tasks.workflow_tasks() + tasks.activity_tasks() == 0 {
+            period.max(IDLE_EXIT_FIRST_TASK_WAIT)
+        } else {
+            period
+        };
         let wait = match tasks.idle_for() {
-            Some(idle_for) if idle_for >= period => return,
-            Some(idle_for) => period - idle_for,
+            Some(idle_for) if idle_for >= required => return,
+            Some(idle_for) => required - idle_for,
             // Something is in flight: look again soon after it may have finished.
             None => period.min(IDLE_CHECK_WHILE_BUSY),
         };
@@ -173,15 +285,24 @@ async fn idle(tasks: &TaskCount, period: Option<Duration>) {
     }
 }
 
-/// Runs the hooks in order, each bounded by `end`; a failure is logged and the next one runs.
-async fn run_hooks(hooks: &[ShutdownHook], end: Instant) {
+/// Runs the hooks in order, each bounded by `end` (or SIGTERM's budget); a failure is logged
+/// and the next one runs.
+async fn run_hooks(
+    hooks: &[ShutdownHook],
+    end: Instant,
+    sigterm: &watch::Receiver<Option<Instant>>,
+) {
     for (index, hook) in hooks.iter().enumerate() {
-        match timeout_at(end, hook()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
+        let finished = tokio::select! {
+            result = hook() => Some(result),
+            () = cutoff(end, sigterm, SIGTERM_BUDGET) => None,
+        };
+        match finished {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
                 error!(hook = index, error = %describe(e.as_ref()), "shutdown hook failed")
             }
-            Err(_) => error!(
+            None => error!(
                 hook = index,
                 "shutdown hook ran out of time before the deadline"
             ),

@@ -51,15 +51,20 @@ async fn success_polls_until_deadline_minus_buffer_then_stops_then_runs_hooks() 
         drain: Duration::from_millis(300),
         ..Default::default()
     });
-    let summary = invoke(&backend, &settings, &backend.context(60 * SECOND))
-        .await
-        .unwrap();
+    let summary = invoke(
+        &backend,
+        &settings,
+        &backend.warm,
+        &backend.context(60 * SECOND),
+    )
+    .await
+    .unwrap();
 
     assert_eq!(
         backend.names(),
         [
             "connect http://temporal.test:7233/",
-            "create worker as req-1@arn:aws:lambda:us-east-1:123456789012:function:f",
+            "create worker on 1 as req-1@arn:aws:lambda:us-east-1:123456789012:function:f",
             "run",
             "stop requested",
             "stopped",
@@ -86,9 +91,14 @@ async fn each_invocation_gets_a_fresh_worker_and_hooks_run_each_time() {
     });
     let backend = FakeBackend::new(Script::default());
     for _ in 0..2 {
-        invoke(&backend, &settings, &backend.context(20 * SECOND))
-            .await
-            .unwrap();
+        invoke(
+            &backend,
+            &settings,
+            &backend.warm,
+            &backend.context(20 * SECOND),
+        )
+        .await
+        .unwrap();
     }
     let created = backend
         .names()
@@ -115,9 +125,14 @@ async fn a_failing_hook_is_logged_and_the_next_one_still_runs() {
     });
     let logs = LogCapture::start();
     let backend = FakeBackend::new(Script::default());
-    invoke(&backend, &settings, &backend.context(20 * SECOND))
-        .await
-        .unwrap();
+    invoke(
+        &backend,
+        &settings,
+        &backend.warm,
+        &backend.context(20 * SECOND),
+    )
+    .await
+    .unwrap();
     assert_eq!(*ran.lock().unwrap(), ["failing", "next"]);
     let text = logs.text();
     assert!(
@@ -136,9 +151,14 @@ async fn a_hook_that_hangs_is_cut_off_before_the_deadline() {
     });
     let logs = LogCapture::start();
     let backend = FakeBackend::new(Script::default());
-    invoke(&backend, &settings, &backend.context(20 * SECOND))
-        .await
-        .unwrap();
+    invoke(
+        &backend,
+        &settings,
+        &backend.warm,
+        &backend.context(20 * SECOND),
+    )
+    .await
+    .unwrap();
     assert!(backend.elapsed() < 20 * SECOND, "{:?}", backend.elapsed());
     assert!(logs.text().contains("ran out of time"));
 }
@@ -149,9 +169,14 @@ async fn connect_error_is_the_invocation_error_and_names_the_address() {
         connect_error: Some("connection refused".to_owned()),
         ..Default::default()
     });
-    let err = invoke(&backend, &settings(), &backend.context(30 * SECOND))
-        .await
-        .unwrap_err();
+    let err = invoke(
+        &backend,
+        &settings(),
+        &backend.warm,
+        &backend.context(30 * SECOND),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, InvocationError::Connect { .. }));
     let msg = err.to_string();
     assert!(
@@ -172,9 +197,14 @@ async fn a_connect_that_hangs_ends_within_the_work_time() {
         connect_delay: 3600 * SECOND,
         ..Default::default()
     });
-    let err = invoke(&backend, &settings(), &backend.context(30 * SECOND))
-        .await
-        .unwrap_err();
+    let err = invoke(
+        &backend,
+        &settings(),
+        &backend.warm,
+        &backend.context(30 * SECOND),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("no answer"), "{err}");
     assert!(backend.elapsed() <= 23 * SECOND);
 }
@@ -187,9 +217,14 @@ async fn connect_time_is_taken_from_the_work_time_not_the_buffer() {
         connect_delay: Duration::from_millis(2500),
         ..Default::default()
     });
-    let err = invoke(&backend, &settings(), &backend.context(10 * SECOND))
-        .await
-        .unwrap_err();
+    let err = invoke(
+        &backend,
+        &settings(),
+        &backend.warm,
+        &backend.context(10 * SECOND),
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err, InvocationError::DeadlineTooClose { .. }),
         "{err}"
@@ -215,9 +250,14 @@ async fn worker_start_errors_surface() {
         },
     ] {
         let backend = FakeBackend::new(script);
-        let err = invoke(&backend, &settings(), &backend.context(30 * SECOND))
-            .await
-            .unwrap_err();
+        let err = invoke(
+            &backend,
+            &settings(),
+            &backend.warm,
+            &backend.context(30 * SECOND),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, InvocationError::WorkerStart(_)), "{err}");
         assert!(
             backend.elapsed() < SECOND,
@@ -232,9 +272,14 @@ async fn a_worker_that_stops_on_its_own_is_an_error() {
         stops_early: true,
         ..Default::default()
     });
-    let err = invoke(&backend, &settings(), &backend.context(30 * SECOND))
-        .await
-        .unwrap_err();
+    let err = invoke(
+        &backend,
+        &settings(),
+        &backend.warm,
+        &backend.context(30 * SECOND),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("before it was asked to"), "{err}");
 }
 
@@ -252,9 +297,14 @@ async fn an_activity_ignoring_cancellation_is_abandoned_at_the_hard_bound() {
         ignores_shutdown: true,
         ..Default::default()
     });
-    let summary = invoke(&backend, &settings, &backend.context(60 * SECOND))
-        .await
-        .unwrap();
+    let summary = invoke(
+        &backend,
+        &settings,
+        &backend.warm,
+        &backend.context(60 * SECOND),
+    )
+    .await
+    .unwrap();
     assert_eq!(summary.shutdown, "abandoned");
     // Stop requested at 53 s; stop timeout 5 s; 0.5 s grace: returned at 58.5 s.
     assert_eq!(summary.stop_ms, 5500);
@@ -269,9 +319,14 @@ async fn an_activity_ignoring_cancellation_is_abandoned_at_the_hard_bound() {
 async fn too_little_time_fails_at_once_without_connecting() {
     let backend = FakeBackend::new(Script::default());
     // 8 s to the deadline − 7 s buffer = 1 s of work time: refused.
-    let err = invoke(&backend, &settings(), &backend.context(8 * SECOND))
-        .await
-        .unwrap_err();
+    let err = invoke(
+        &backend,
+        &settings(),
+        &backend.warm,
+        &backend.context(8 * SECOND),
+    )
+    .await
+    .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, InvocationError::DeadlineTooClose { .. }));
     assert!(msg.contains("raise the function timeout"), "{msg}");
@@ -283,7 +338,11 @@ async fn a_past_deadline_fails_at_once() {
     let backend = FakeBackend::new(Script::default());
     let mut context = backend.context(SECOND);
     context.deadline = 0;
-    assert!(invoke(&backend, &settings(), &context).await.is_err());
+    assert!(
+        invoke(&backend, &settings(), &backend.warm, &context)
+            .await
+            .is_err()
+    );
     assert!(backend.names().is_empty());
 }
 
@@ -292,15 +351,25 @@ async fn little_time_warns_but_works() {
     let logs = LogCapture::start();
     let backend = FakeBackend::new(Script::default());
     // 11 s − 7 s = 4 s of work time: under 5 s.
-    invoke(&backend, &settings(), &backend.context(11 * SECOND))
-        .await
-        .unwrap();
+    invoke(
+        &backend,
+        &settings(),
+        &backend.warm,
+        &backend.context(11 * SECOND),
+    )
+    .await
+    .unwrap();
     assert!(logs.text().contains("little work time"), "{}", logs.text());
     let logs = LogCapture::start();
     let backend = FakeBackend::new(Script::default());
-    invoke(&backend, &settings(), &backend.context(13 * SECOND))
-        .await
-        .unwrap();
+    invoke(
+        &backend,
+        &settings(),
+        &backend.warm,
+        &backend.context(13 * SECOND),
+    )
+    .await
+    .unwrap();
     assert!(!logs.text().contains("little work time"));
 }
 
@@ -310,26 +379,33 @@ async fn identity_comes_from_the_context_unless_the_user_set_one() {
     let mut context = backend.context(20 * SECOND);
     context.request_id.clear();
     context.invoked_function_arn.clear();
-    let summary = invoke(&backend, &settings(), &context).await.unwrap();
+    let summary = invoke(&backend, &settings(), &backend.warm, &context)
+        .await
+        .unwrap();
     assert_eq!(summary.identity, "unknown@unknown");
     assert!(
         backend
             .names()
-            .contains(&"create worker as unknown@unknown".to_owned())
+            .contains(&"create worker on 1 as unknown@unknown".to_owned())
     );
 
     let settings = settings_with(|options| {
         options.worker.client_identity_override = Some("mine".to_owned());
     });
     let backend = FakeBackend::new(Script::default());
-    let summary = invoke(&backend, &settings, &backend.context(20 * SECOND))
-        .await
-        .unwrap();
+    let summary = invoke(
+        &backend,
+        &settings,
+        &backend.warm,
+        &backend.context(20 * SECOND),
+    )
+    .await
+    .unwrap();
     assert_eq!(summary.identity, "mine");
     assert!(
         backend
             .names()
-            .contains(&"create worker as mine".to_owned())
+            .contains(&"create worker on 1 as mine".to_owned())
     );
 }
 
@@ -349,9 +425,14 @@ fn idle_settings(idle: Duration) -> Settings {
 #[tokio::test(start_paused = true)]
 async fn without_idle_exit_an_idle_worker_polls_until_the_deadline() {
     let backend = FakeBackend::new(Script::default());
-    let summary = invoke(&backend, &settings(), &backend.context(60 * SECOND))
-        .await
-        .unwrap();
+    let summary = invoke(
+        &backend,
+        &settings(),
+        &backend.warm,
+        &backend.context(60 * SECOND),
+    )
+    .await
+    .unwrap();
     assert_eq!(summary.stopped_by, "deadline");
     assert_eq!(backend.at("stop requested"), 53 * SECOND);
 }
@@ -365,6 +446,7 @@ async fn idle_exit_ends_the_invocation_once_nothing_happened_for_the_period() {
     let summary = invoke(
         &backend,
         &idle_settings(2 * SECOND),
+        &backend.warm,
         &backend.context(60 * SECOND),
     )
     .await
@@ -373,6 +455,35 @@ async fn idle_exit_ends_the_invocation_once_nothing_happened_for_the_period() {
     // One second of work, then two idle seconds.
     assert_eq!(backend.at("stop requested"), 3 * SECOND);
     assert_eq!(summary.activity_tasks, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn before_its_first_task_an_idle_exit_waits_longer() {
+    let backend = FakeBackend::new(Script::default());
+    let summary = invoke(
+        &backend,
+        &idle_settings(2 * SECOND),
+        &backend.warm,
+        &backend.context(60 * SECOND),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.stopped_by, "idle");
+    assert_eq!(backend.at("stop requested"), IDLE_EXIT_FIRST_TASK_WAIT);
+    // A task at 4 s: from then on, the idle period alone counts.
+    let backend = FakeBackend::new(Script {
+        tasks: vec![(4 * SECOND, SECOND)],
+        ..Default::default()
+    });
+    invoke(
+        &backend,
+        &idle_settings(2 * SECOND),
+        &backend.warm,
+        &backend.context(60 * SECOND),
+    )
+    .await
+    .unwrap();
+    assert_eq!(backend.at("stop requested"), 7 * SECOND);
 }
 
 #[tokio::test(start_paused = true)]
@@ -388,6 +499,7 @@ async fn idle_exit_waits_for_a_long_task_and_for_tasks_arriving_in_between() {
     let summary = invoke(
         &backend,
         &idle_settings(2 * SECOND),
+        &backend.warm,
         &backend.context(60 * SECOND),
     )
     .await
@@ -412,10 +524,167 @@ async fn the_deadline_still_wins_over_a_busy_worker_with_idle_exit() {
     let summary = invoke(
         &backend,
         &idle_settings(2 * SECOND),
+        &backend.warm,
         &backend.context(30 * SECOND),
     )
     .await
     .unwrap();
     assert_eq!(summary.stopped_by, "deadline");
     assert_eq!(backend.at("stop requested"), 23 * SECOND);
+}
+
+fn hanging_hook(options: &mut Options) {
+    options.on_shutdown(|| async {
+        std::future::pending::<()>().await;
+        Ok::<_, BoxError>(())
+    });
+}
+
+/// Invokes twice with a 20 s deadline each; the summaries and the events of the second.
+async fn two_invocations(
+    backend: &FakeBackend,
+    settings: &Settings,
+) -> (Summary, Summary, Vec<String>) {
+    let first = invoke(
+        backend,
+        settings,
+        &backend.warm,
+        &backend.context(20 * SECOND),
+    )
+    .await;
+    let before = backend.names().len();
+    let second = invoke(
+        backend,
+        settings,
+        &backend.warm,
+        &backend.context(20 * SECOND),
+    )
+    .await;
+    (
+        first.unwrap(),
+        second.unwrap(),
+        backend.names()[before..].to_vec(),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kept_connection_is_checked_then_reused() {
+    let backend = FakeBackend::new(Script::default());
+    let (first, second, events) = two_invocations(&backend, &settings()).await;
+    assert_eq!((first.connection, second.connection), ("new", "reused"));
+    assert_eq!(
+        events[..2],
+        [
+            "check 1",
+            "create worker on 1 as req-1@arn:aws:lambda:us-east-1:123456789012:function:f"
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kept_connection_that_fails_its_check_is_replaced() {
+    let backend = FakeBackend::new(Script {
+        check_error: Some("transport error".to_owned()),
+        ..Default::default()
+    });
+    let (_, second, events) = two_invocations(&backend, &settings()).await;
+    assert_eq!(second.connection, "new");
+    assert_eq!(
+        events[..2],
+        ["check 1", "connect http://temporal.test:7233/"]
+    );
+    assert!(events[2].starts_with("create worker on 2 "), "{events:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kept_connection_that_does_not_answer_costs_at_most_the_check_timeout() {
+    let backend = FakeBackend::new(Script {
+        check_delay: 60 * SECOND,
+        ..Default::default()
+    });
+    let settings = settings();
+    invoke(
+        &backend,
+        &settings,
+        &backend.warm,
+        &backend.context(20 * SECOND),
+    )
+    .await
+    .unwrap();
+    let second_started = backend.elapsed();
+    let summary = invoke(
+        &backend,
+        &settings,
+        &backend.warm,
+        &backend.context(20 * SECOND),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.connection, "new");
+    let reconnected = backend
+        .events
+        .borrow()
+        .iter()
+        .rev()
+        .find(|(_, e)| e.starts_with("connect"))
+        .unwrap()
+        .0;
+    assert_eq!(reconnected - second_started, REUSE_CHECK_TIMEOUT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_reuse_every_invocation_connects() {
+    let backend = FakeBackend::new(Script::default());
+    let settings = settings_with(|options| options.reuse_connection = false);
+    let (_, second, events) = two_invocations(&backend, &settings).await;
+    assert_eq!(second.connection, "new");
+    assert_eq!(events[0], "connect http://temporal.test:7233/");
+    assert!(!backend.names().iter().any(|e| e.starts_with("check")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_worker_does_not_leave_its_connection_behind() {
+    let backend = FakeBackend::new(Script {
+        ignores_shutdown: true,
+        ..Default::default()
+    });
+    let (first, second, events) = two_invocations(&backend, &settings()).await;
+    assert_eq!((first.shutdown, second.connection), ("abandoned", "new"));
+    assert_eq!(events[0], "connect http://temporal.test:7233/");
+}
+
+#[tokio::test(start_paused = true)]
+async fn sigterm_stops_the_worker_and_bounds_drain_and_hooks_to_lambdas_limit() {
+    let settings = settings_with(hanging_hook);
+    let backend = FakeBackend::new(Script {
+        drain: 3 * SECOND,
+        ..Default::default()
+    });
+    let signal = async {
+        tokio::time::sleep(10 * SECOND).await;
+        backend.sigterm.send_replace(Some(Instant::now()));
+    };
+    let context = backend.context(60 * SECOND);
+    let (summary, ()) = tokio::join!(invoke(&backend, &settings, &backend.warm, &context), signal);
+    let summary = summary.unwrap();
+    assert_eq!(summary.stopped_by, "sigterm");
+    assert_eq!(backend.at("stop requested"), 10 * SECOND);
+    // The 3 s drain is cut 200 ms after the signal, the hanging hook 400 ms after it.
+    assert_eq!((summary.shutdown, summary.stop_ms), ("abandoned", 200));
+    assert_eq!(backend.elapsed(), 10 * SECOND + SIGTERM_BUDGET);
+}
+
+#[tokio::test(start_paused = true)]
+async fn sigterm_while_hooks_run_cuts_them_short() {
+    let settings = settings_with(hanging_hook);
+    let backend = FakeBackend::new(Script::default());
+    // Polling stops at 53 s; the hook would otherwise hang until 59.75 s.
+    let signal = async {
+        tokio::time::sleep(54 * SECOND).await;
+        backend.sigterm.send_replace(Some(Instant::now()));
+    };
+    let context = backend.context(60 * SECOND);
+    let (summary, ()) = tokio::join!(invoke(&backend, &settings, &backend.warm, &context), signal);
+    assert_eq!(summary.unwrap().stopped_by, "deadline");
+    assert_eq!(backend.elapsed(), 54 * SECOND + SIGTERM_BUDGET);
 }

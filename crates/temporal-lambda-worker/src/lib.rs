@@ -47,6 +47,7 @@
 mod backend;
 mod config;
 pub mod defaults;
+mod env_settings;
 mod environment;
 mod error;
 mod invocation;
@@ -60,8 +61,11 @@ mod test_support;
 mod worker;
 
 pub use config::CONFIG_FILE_NAME;
+pub use env_settings::{
+    IDLE_EXIT_VAR, REUSE_CONNECTION_VAR, SHUTDOWN_BUFFER_VAR, STOP_TIMEOUT_VAR,
+};
 pub use error::{BoxError, Error, InvocationError};
-pub use invocation::{LOW_WORK_TIME, MIN_WORK_TIME};
+pub use invocation::{IDLE_EXIT_FIRST_TASK_WAIT, LOW_WORK_TIME, MIN_WORK_TIME};
 pub use logging::init_logging;
 pub use options::{Options, Version, VersioningBehavior};
 pub use worker::{LambdaWorker, run_worker};

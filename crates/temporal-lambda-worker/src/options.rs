@@ -67,6 +67,11 @@ pub(crate) type ShutdownHook = Arc<dyn Fn() -> HookFuture + Send + Sync>;
 ///   Set any field; your values win, except eager activities, which stay disabled.
 /// - `connection` and `client`: loaded from `temporal.toml` and the environment.
 /// - `shutdown_deadline_buffer`: time reserved at the end of each invocation (stop timeout + 2 s).
+/// - `idle_exit` and `reuse_connection`: see their fields.
+///
+/// Before `configure` runs, the `TEMPORAL_LAMBDA_*` variables of the function's environment are
+/// applied (see the README, "Configuration"), so a deployment can tune these without a rebuild
+/// while values set in code still win.
 ///
 /// Register workflows through [`Options::register_workflow`] or
 /// [`Options::register_workflow_with_behavior`] so their versioning behaviour is known, and
@@ -87,6 +92,11 @@ pub struct Options {
     /// `deadline - shutdown_deadline_buffer`. Trade-off: tasks arriving later need a new
     /// invocation (and lose the sticky cache); see the README, "Idle exit".
     pub idle_exit: Option<Duration>,
+    /// Keep the connection to Temporal from one invocation to the next in the same execution
+    /// environment (default `true`). A kept connection is checked with one short request before
+    /// it is used and replaced when the check fails, so a connection that died while the
+    /// environment was frozen costs at most a one-second check.
+    pub reuse_connection: bool,
     explicit_behaviors: Vec<(String, VersioningBehavior)>,
     hooks: Vec<ShutdownHook>,
     /// Records the SDK's worker metrics (set by the `otel` feature).
@@ -105,6 +115,7 @@ impl Options {
             client: config.client,
             shutdown_deadline_buffer: defaults::SHUTDOWN_DEADLINE_BUFFER,
             idle_exit: None,
+            reuse_connection: true,
             explicit_behaviors: Vec::new(),
             hooks: Vec::new(),
             core_meter: None,
@@ -191,6 +202,7 @@ pub(crate) struct Settings {
     pub(crate) shutdown_deadline_buffer: Duration,
     pub(crate) stop_timeout: Duration,
     pub(crate) idle_exit: Option<Duration>,
+    pub(crate) reuse_connection: bool,
     pub(crate) hooks: Vec<ShutdownHook>,
     pub(crate) core_meter: Option<Arc<dyn CoreMeter>>,
 }
@@ -258,10 +270,11 @@ impl Options {
         let buffer = self.shutdown_deadline_buffer;
         if buffer < stop_timeout + MIN_BUFFER_BEYOND_STOP_TIMEOUT {
             return Err(Error::InvalidOptions(format!(
-                "shutdown_deadline_buffer ({}ms) must exceed the worker stop timeout \
-                 (graceful_shutdown_period, {}ms) by at least 1s, time for the hard stop and the \
-                 shutdown hooks: raise the buffer (recommended: stop timeout + 2s) or lower the \
-                 stop timeout",
+                "the shutdown deadline buffer ({}ms; TEMPORAL_LAMBDA_SHUTDOWN_BUFFER or \
+                 shutdown_deadline_buffer) must exceed the worker stop timeout ({}ms; \
+                 TEMPORAL_LAMBDA_STOP_TIMEOUT or worker.graceful_shutdown_period) by at least 1s, \
+                 time for the hard stop and the shutdown hooks: raise the buffer (recommended: \
+                 stop timeout + 2s) or lower the stop timeout",
                 buffer.as_millis(),
                 stop_timeout.as_millis()
             )));
@@ -270,8 +283,9 @@ impl Options {
             && idle < MIN_IDLE_EXIT
         {
             return Err(Error::InvalidOptions(format!(
-                "idle_exit of {}ms is too short to tell idle from between tasks: use at least \
-                 {}ms, or None to poll until the deadline",
+                "idle exit of {}ms (TEMPORAL_LAMBDA_IDLE_EXIT or idle_exit) is too short to tell \
+                 idle from between tasks: use at least {}ms, or off (None) to poll until the \
+                 deadline",
                 idle.as_millis(),
                 MIN_IDLE_EXIT.as_millis()
             )));
@@ -283,6 +297,7 @@ impl Options {
             shutdown_deadline_buffer: buffer,
             stop_timeout,
             idle_exit: self.idle_exit,
+            reuse_connection: self.reuse_connection,
             hooks: self.hooks,
             core_meter: self.core_meter,
         })

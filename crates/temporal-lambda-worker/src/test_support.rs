@@ -2,7 +2,7 @@
 //! log capture.
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     rc::Rc,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime},
@@ -16,11 +16,15 @@ use temporalio_sdk::{
     activities::{ActivityContext, ActivityError},
 };
 use temporalio_workflow::{WorkflowContext, WorkflowResult};
-use tokio::{sync::Notify, time::Instant};
+use tokio::{
+    sync::{Notify, watch},
+    time::Instant,
+};
 
 use crate::{
     InvocationError,
     backend::{Backend, PollingWorker},
+    invocation::Warm,
     task_count::{Task, TaskCount},
 };
 
@@ -67,6 +71,10 @@ pub(crate) struct Script {
     pub(crate) connect_error: Option<String>,
     /// Connecting takes this long.
     pub(crate) connect_delay: Duration,
+    /// Checking a kept connection fails with this reason.
+    pub(crate) check_error: Option<String>,
+    /// Checking a kept connection takes this long.
+    pub(crate) check_delay: Duration,
     /// Creating the worker fails.
     pub(crate) create_error: bool,
     /// `run` fails at once, as when the namespace check-in fails.
@@ -83,18 +91,29 @@ pub(crate) struct Script {
 
 /// A backend that follows a [`Script`] on a virtual clock and records what happened, with the
 /// virtual time of each event.
+///
+/// Its clients are connection numbers, counted from 1, so tests can tell a reused one.
 pub(crate) struct FakeBackend {
     pub(crate) script: Script,
     pub(crate) events: Rc<RefCell<Vec<(Duration, String)>>>,
+    /// The execution environment's state across invocations.
+    pub(crate) warm: Warm<u32>,
+    /// Sends "SIGTERM arrived".
+    pub(crate) sigterm: watch::Sender<Option<Instant>>,
+    connections: Cell<u32>,
     start_system: SystemTime,
     start_instant: Instant,
 }
 
 impl FakeBackend {
     pub(crate) fn new(script: Script) -> Self {
+        let (sigterm, received) = watch::channel(None);
         Self {
             script,
             events: Rc::default(),
+            warm: Warm::new(received),
+            sigterm,
+            connections: Cell::new(0),
             start_system: SystemTime::now(),
             start_instant: Instant::now(),
         }
@@ -155,7 +174,7 @@ pub(crate) struct FakeWorker {
 }
 
 impl Backend for FakeBackend {
-    type Client = ();
+    type Client = u32;
     type Worker = FakeWorker;
 
     fn now(&self) -> SystemTime {
@@ -163,7 +182,11 @@ impl Backend for FakeBackend {
         self.start_system + self.start_instant.elapsed()
     }
 
-    async fn connect(&self, connection: ConnectionOptions, _: ClientOptions) -> Result<(), String> {
+    async fn connect(
+        &self,
+        connection: ConnectionOptions,
+        _: ClientOptions,
+    ) -> Result<u32, String> {
         Self::record(
             &self.events,
             self.start_instant,
@@ -172,16 +195,32 @@ impl Backend for FakeBackend {
         tokio::time::sleep(self.script.connect_delay).await;
         match &self.script.connect_error {
             Some(reason) => Err(reason.clone()),
+            None => {
+                self.connections.set(self.connections.get() + 1);
+                Ok(self.connections.get())
+            }
+        }
+    }
+
+    async fn check(&self, client: &u32) -> Result<(), String> {
+        Self::record(&self.events, self.start_instant, format!("check {client}"));
+        tokio::time::sleep(self.script.check_delay).await;
+        match &self.script.check_error {
+            Some(reason) => Err(reason.clone()),
             None => Ok(()),
         }
     }
 
-    fn create_worker(&self, _: (), options: WorkerOptions) -> Result<FakeWorker, InvocationError> {
+    fn create_worker(
+        &self,
+        client: u32,
+        options: WorkerOptions,
+    ) -> Result<FakeWorker, InvocationError> {
         let identity = options.client_identity_override.unwrap_or_default();
         Self::record(
             &self.events,
             self.start_instant,
-            format!("create worker as {identity}"),
+            format!("create worker on {client} as {identity}"),
         );
         if self.script.create_error {
             return Err(InvocationError::WorkerStart(

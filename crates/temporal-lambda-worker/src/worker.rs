@@ -3,17 +3,29 @@
 use std::{
     sync::Arc,
     task::{Context as TaskContext, Poll},
+    time::Duration,
 };
 
 use futures::{FutureExt, future::LocalBoxFuture};
 use lambda_runtime::{LambdaEvent, Service};
 use serde_json::Value;
+use temporalio_client::Client;
 use temporalio_common::telemetry::TelemetryOptions;
 use temporalio_sdk::{Runtime, runtime::RuntimeOptions};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::watch,
+    time::Instant,
+};
 
 use crate::{
-    BoxError, Error, InvocationError, Options, Version, backend::SdkBackend, config,
-    environment::Environment, error::describe, invocation::invoke, logging::init_logging,
+    BoxError, Error, InvocationError, Options, Version,
+    backend::SdkBackend,
+    config, env_settings,
+    environment::Environment,
+    error::describe,
+    invocation::{SIGTERM_BUDGET, Warm, invoke},
+    logging::init_logging,
     options::Settings,
 };
 
@@ -73,6 +85,11 @@ pub struct LambdaWorker {
 struct Shared {
     backend: SdkBackend,
     settings: Settings,
+    warm: Warm<Client>,
+    /// Set when Lambda's SIGTERM arrives (by the listener [`LambdaWorker::serve`] starts).
+    sigterm: watch::Sender<Option<Instant>>,
+    /// Whether an invocation is being served, so SIGTERM can let it finish its hooks.
+    busy: watch::Sender<bool>,
 }
 
 impl LambdaWorker {
@@ -92,10 +109,14 @@ impl LambdaWorker {
             .map_err(Error::Runtime)?;
         let runtime = Runtime::from_current_tokio(runtime_options)
             .map_err(|e| Error::Runtime(describe(&e)))?;
+        let (sigterm, sigterm_received) = watch::channel(None);
         Ok(Self {
             shared: Arc::new(Shared {
                 backend: SdkBackend { runtime },
                 settings,
+                warm: Warm::new(sigterm_received),
+                sigterm,
+                busy: watch::Sender::new(false),
             }),
         })
     }
@@ -103,11 +124,40 @@ impl LambdaWorker {
     /// Serves invocations from the Lambda Runtime API until the runtime ends.
     ///
     /// Fails at once, with [`Error::NotInLambda`], outside a Lambda execution environment.
+    /// On SIGTERM (Lambda shutting the execution environment down) an invocation in progress
+    /// stops its worker at once, runs its shutdown hooks within Lambda's 500 ms, and the process
+    /// exits.
     pub async fn serve(self) -> Result<(), Error> {
         check_lambda_environment(&Environment::from_process())?;
+        self.listen_for_sigterm()?;
         lambda_runtime::run(self)
             .await
             .map_err(|e| Error::LambdaRuntime(describe(e.as_ref())))
+    }
+}
+
+/// After SIGTERM, time left for the runtime to post the last response before the process exits.
+const RESPONSE_MARGIN: Duration = Duration::from_millis(20);
+
+impl LambdaWorker {
+    fn listen_for_sigterm(&self) -> Result<(), Error> {
+        let mut signal = signal(SignalKind::terminate())
+            .map_err(|e| Error::Runtime(format!("cannot listen for SIGTERM: {e}")))?;
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(async move {
+            signal.recv().await;
+            tracing::info!("SIGTERM: Lambda is shutting this execution environment down");
+            shared.sigterm.send_replace(Some(Instant::now()));
+            let mut busy = shared.busy.subscribe();
+            // The invocation bounds itself by the budget; the margin lets the runtime post its
+            // response.
+            let finished = tokio::time::timeout(SIGTERM_BUDGET, busy.wait_for(|busy| !busy));
+            if matches!(finished.await, Ok(Ok(_))) {
+                tokio::time::sleep(RESPONSE_MARGIN).await;
+            }
+            std::process::exit(0);
+        });
+        Ok(())
     }
 }
 
@@ -123,8 +173,16 @@ impl Service<LambdaEvent<Value>> for LambdaWorker {
     fn call(&mut self, event: LambdaEvent<Value>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         async move {
-            let summary = invoke(&shared.backend, &shared.settings, &event.context).await?;
-            Ok(serde_json::to_value(summary).unwrap_or_default())
+            shared.busy.send_replace(true);
+            let outcome = invoke(
+                &shared.backend,
+                &shared.settings,
+                &shared.warm,
+                &event.context,
+            )
+            .await;
+            shared.busy.send_replace(false);
+            Ok(serde_json::to_value(outcome?).unwrap_or_default())
         }
         .boxed_local()
     }
@@ -149,6 +207,7 @@ where
         .unwrap_or_default()
         .to_owned();
     let mut options = Options::new(task_queue, version.clone(), client_config);
+    env_settings::apply(env, &mut options)?;
     configure(&mut options).map_err(Error::Configure)?;
     options.into_settings(&version)
 }

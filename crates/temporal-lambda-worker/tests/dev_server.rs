@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, SystemTime};
 
 use greeting::GreetingWorkflow;
-use support::{DevServer, dev_server, lambda_event, unique};
+use support::{DevServer, blackhole::Blackhole, dev_server, lambda_event, unique};
 use temporal_lambda_worker::{
     BoxError, LambdaWorker, Options, Version, VersioningBehavior,
     client::{
@@ -73,7 +73,16 @@ fn setup() -> Setup {
 
 impl Setup {
     fn worker(&self, configure: impl FnOnce(&mut Options) -> Result<(), BoxError>) -> LambdaWorker {
-        let address = format!("http://{}", self.server.address);
+        self.worker_via(&self.server.address, configure)
+    }
+
+    /// A worker that reaches the server through `address` (a proxy).
+    fn worker_via(
+        &self,
+        address: &str,
+        configure: impl FnOnce(&mut Options) -> Result<(), BoxError>,
+    ) -> LambdaWorker {
+        let address = format!("http://{address}");
         let task_queue = self.task_queue.clone();
         LambdaWorker::new(self.version.clone(), move |options| {
             options.connection.target = Url::parse(&address)?;
@@ -268,4 +277,85 @@ async fn with_idle_exit_the_invocation_ends_soon_after_its_work_is_done() {
         .await
         .unwrap();
     assert_eq!(result, "Hello, idle!");
+}
+
+impl Setup {
+    /// Starts a greeting workflow, runs one invocation with a 30 s deadline and returns its
+    /// response once the workflow has completed.
+    async fn greet_through(
+        &self,
+        worker: &mut LambdaWorker,
+        request_id: &str,
+    ) -> serde_json::Value {
+        let client = self.client().await;
+        let workflow_id = unique(request_id);
+        let handle = client
+            .start_workflow(
+                GreetingWorkflow::run,
+                request_id.to_owned(),
+                WorkflowStartOptions::new(self.task_queue.clone(), workflow_id.clone()).build(),
+            )
+            .await
+            .unwrap();
+        let response = worker
+            .call(lambda_event(request_id, Duration::from_secs(30)))
+            .await
+            .unwrap();
+        let result = handle
+            .get_result(WorkflowGetResultOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(result, format!("Hello, {request_id}!"));
+        // Each invocation's own identity, also on a connection another invocation made.
+        let identity =
+            format!("{request_id}@arn:aws:lambda:us-east-1:123456789012:function:greeting:1");
+        let history = self.server.history(&workflow_id);
+        let completions: Vec<_> = history
+            .iter()
+            .filter_map(|e| e.get("workflowTaskCompletedEventAttributes"))
+            .collect();
+        assert!(!completions.is_empty(), "{history:?}");
+        for attributes in completions {
+            assert_eq!(attributes["identity"], identity.as_str(), "{attributes}");
+        }
+        response
+    }
+}
+
+fn idle_exit_after_one_second(options: &mut Options) -> Result<(), BoxError> {
+    greeting::configure(options)?;
+    options.idle_exit = Some(Duration::from_secs(1));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_invocations_reuse_the_connection_and_keep_their_own_identity() {
+    let setup = setup();
+    let mut worker = setup.worker(idle_exit_after_one_second);
+    let mut connections = Vec::new();
+    for request_id in ["warm-1", "warm-2", "warm-3"] {
+        let response = setup.greet_through(&mut worker, request_id).await;
+        assert_eq!(response["activity_tasks"], 1, "{response}");
+        connections.push(response["connection"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(connections, ["new", "reused", "reused"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_connection_that_went_silent_is_replaced_within_a_second() {
+    let setup = setup();
+    let proxy = Blackhole::start(setup.server.address.clone()).await;
+    let mut worker = setup.worker_via(&proxy.address, idle_exit_after_one_second);
+    let first = setup.greet_through(&mut worker, "before-silence").await;
+    assert_eq!(first["connection"], "new");
+    let opened = proxy.connections();
+    // As if the environment had been frozen while a NAT forgot the connection.
+    proxy.silence_open_connections();
+    let started = std::time::Instant::now();
+    let second = setup.greet_through(&mut worker, "after-silence").await;
+    assert_eq!(second["connection"], "new", "{second}");
+    assert!(proxy.connections() > opened, "no new connection was made");
+    // A one-second check, then a fresh connection, the work and a one-second idle exit.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "took {took:?}");
 }

@@ -1,10 +1,11 @@
 //! A Lambda bootstrap for the end-to-end tests: the greeting sample's registrations plus the
 //! test workflows.
 //!
-//! `TEST_WORKER_DEPLOYMENT` and `TEST_WORKER_BUILD_ID` choose the version it runs as.
-//! `TEST_WORKER_RUNTIME` chooses the Tokio runtime: `current_thread` (the default, so a blocking
-//! activity blocks the whole worker) or `multi_thread` (4 worker threads, as `#[tokio::main]`
-//! gives on a machine with 4 cores).
+//! `TEST_WORKER_DEPLOYMENT` and `TEST_WORKER_BUILD_ID` choose the version it runs as; with
+//! `TEST_WORKER_HOOK_FILE` set, a shutdown hook appends the time it ran (epoch milliseconds) to
+//! that file. `TEST_WORKER_RUNTIME` chooses the Tokio runtime: `current_thread` (the default,
+//! so a blocking activity blocks the whole worker) or `multi_thread` (4 worker threads, as
+//! `#[tokio::main]` gives on a machine with 4 cores).
 
 use e2e_tests::{
     MisbehavingActivities, MisbehavingWorkflow, OutlivesTimeoutWorkflow, SlowActivities,
@@ -46,6 +47,12 @@ fn main() {
             .register_workflow_with_behavior::<MisbehavingWorkflow>(VersioningBehavior::Pinned)?;
         options.register_activities(SlowActivities);
         options.register_activities(MisbehavingActivities);
+        if let Ok(path) = std::env::var("TEST_WORKER_HOOK_FILE") {
+            options.on_shutdown(move || {
+                let path = path.clone();
+                async move { e2e_tests::append_epoch_ms(&path) }
+            });
+        }
         Ok::<_, temporal_lambda_worker::BoxError>(())
     }));
 }

@@ -16,6 +16,8 @@ use std::{
 
 use temporal_lambda_worker::lambda_runtime::{Context, LambdaEvent};
 
+pub mod blackhole;
+
 /// The Temporal CLI: `TEMPORAL_CLI`, else `temporal` on `PATH`.
 pub fn temporal_cli() -> PathBuf {
     if let Some(path) = std::env::var_os("TEMPORAL_CLI") {
