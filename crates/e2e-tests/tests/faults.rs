@@ -105,6 +105,22 @@ impl Fixture {
     }
 }
 
+/// A field of the worker's JSON response, `""` when absent.
+fn response(record: &InvocationRecord, field: &str) -> String {
+    record
+        .response
+        .as_ref()
+        .and_then(|r| r.get(field)?.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// What the worker said about how its invocation went.
+fn summary(record: &InvocationRecord) -> String {
+    ["connection", "stopped_by", "shutdown"]
+        .map(|field| format!("{field}={}", response(record, field)))
+        .join(" ")
+}
+
 fn epoch_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -283,11 +299,12 @@ fn the_server_killed_mid_invocation_and_restarted_loses_no_workflow_and_no_invoc
     let records = fixture.records(NAME);
     for r in &records {
         eprintln!(
-            "{}  started {:+} ms from the kill, outcome {:?}, error {:?}",
+            "{}  started {:+} ms from the kill, outcome {:?}, error {:?}, response {}",
             r.report_line(),
             r.started_at_ms as i64 - killed_at as i64,
             r.outcome,
-            r.error_message
+            r.error_message,
+            summary(r)
         );
     }
     assert_within_deadlines(&records, TIMEOUT);
@@ -395,13 +412,23 @@ fn misbehaving_activities_on_a_multi_thread_worker_neither_overrun_nor_kill_the_
     });
     let records = fixture.records(NAME);
     for r in &records {
-        eprintln!("{}  outcome={:?}", r.report_line(), r.outcome);
+        eprintln!("{}  {:?} {}", r.report_line(), r.outcome, summary(r));
     }
     // Every invocation returned before its deadline, although activities ignored cancellation
     // or blocked a thread when it stopped.
     assert_within_deadlines(&records, TIMEOUT);
     assert!(
         records.iter().all(|r| r.outcome == Outcome::Success),
+        "{records:?}"
+    );
+    // The worker really was stopped with those activities running: one invocation had to
+    // abandon them at the hard stop, and still returned in time (above).
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| response(r, "shutdown") == "abandoned")
+            .count(),
+        1,
         "{records:?}"
     );
     // One process served them all: the panic did not take it down, and the invocations after
