@@ -5,8 +5,6 @@
 use std::{
     collections::HashSet,
     future::Future,
-    io::{Read, Write},
-    net::TcpStream,
     str::FromStr,
     sync::OnceLock,
     time::{Duration, Instant, SystemTime},
@@ -482,7 +480,7 @@ fn misconfigurations_get_clear_errors_and_nothing_crashes() {
     // The Lambda API's own error contract, over HTTP.
     let endpoint = fixture.lambda.endpoint();
     let address = endpoint.trim_start_matches("http://");
-    let (status, body) = http(
+    let (status, body) = common::http(
         address,
         "POST",
         "/2015-03-31/functions/no-such/invocations",
@@ -490,7 +488,7 @@ fn misconfigurations_get_clear_errors_and_nothing_crashes() {
     );
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("Function not found"), "{body}");
-    let (status, body) = http(
+    let (status, body) = common::http(
         address,
         "POST",
         "/2015-03-31/functions/errors-e2e/invocations",
@@ -498,42 +496,18 @@ fn misconfigurations_get_clear_errors_and_nothing_crashes() {
     );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("must be JSON"), "{body}");
-    let (status, _) = http(address, "GET", "/2015-03-31/functions/errors-e2e%3A7", "");
+    let (status, _) = common::http(address, "GET", "/2015-03-31/functions/errors-e2e%3A7", "");
     assert_eq!(status, 404, "an unpublished version is not found");
-    let (status, body) = http(address, "GET", "/2015-03-31/functions/errors-e2e", "");
+    let (status, body) = common::http(address, "GET", "/2015-03-31/functions/errors-e2e", "");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"Timeout\":60"), "{body}");
-    let (status, body) = http(address, "DELETE", "/2015-03-31/functions/errors-e2e", "");
+    let (status, body) = common::http(address, "DELETE", "/2015-03-31/functions/errors-e2e", "");
     assert!(status == 404 || status == 405, "{status} {body}");
     // Still serving.
     assert_eq!(
-        http(address, "GET", "/2015-03-31/functions/errors-e2e", "").0,
+        common::http(address, "GET", "/2015-03-31/functions/errors-e2e", "").0,
         200
     );
-}
-
-/// A minimal HTTP/1.1 exchange.
-fn http(address: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .unwrap_or("0")
-        .parse()
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 /// Deploys a function whose hook records when it runs, completes one greeting workflow through

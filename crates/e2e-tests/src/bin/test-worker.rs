@@ -3,7 +3,8 @@
 //!
 //! `TEST_WORKER_DEPLOYMENT` and `TEST_WORKER_BUILD_ID` choose the version it runs as; with
 //! `TEST_WORKER_HOOK_FILE` set, a shutdown hook appends the time it ran (epoch milliseconds) to
-//! that file.
+//! that file. `TEST_WORKER_MISCONFIGURE` makes a mistake a user could make, for the bad-input
+//! tests: `no-task-queue` (none in code or the environment) or `conflicting-behaviors`.
 
 use e2e_tests::{OutlivesTimeoutWorkflow, SlowActivities};
 use temporal_lambda_worker::{Version, VersioningBehavior, run_worker};
@@ -18,9 +19,17 @@ async fn main() {
     );
     run_worker(version, |options| {
         greeting::configure(options)?;
-        options.register_workflow_with_behavior::<OutlivesTimeoutWorkflow>(
-            VersioningBehavior::Pinned,
-        )?;
+        let mistake = std::env::var("TEST_WORKER_MISCONFIGURE").unwrap_or_default();
+        if mistake == "no-task-queue" {
+            options.worker.task_queue.clear();
+        }
+        // The greeting workflow is Pinned.
+        let behavior = if mistake == "conflicting-behaviors" {
+            VersioningBehavior::AutoUpgrade
+        } else {
+            VersioningBehavior::Pinned
+        };
+        options.register_workflow_with_behavior::<OutlivesTimeoutWorkflow>(behavior)?;
         options.register_activities(SlowActivities);
         if let Ok(path) = std::env::var("TEST_WORKER_HOOK_FILE") {
             options.on_shutdown(move || {

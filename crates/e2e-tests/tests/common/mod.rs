@@ -3,7 +3,11 @@
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
-use std::path::PathBuf;
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::PathBuf,
+};
 
 use lambda_local::{
     Config, LocalLambda, RoleConfig,
@@ -48,4 +52,28 @@ pub fn start(runtime: &tokio::runtime::Runtime, role: &RoleConfig) -> Local {
         .await
         .unwrap()
     })
+}
+
+/// A minimal HTTP/1.1 exchange.
+pub fn http(address: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
