@@ -34,6 +34,9 @@ fn fatal_line(output: &std::process::Output) -> String {
     fatal[0].to_owned()
 }
 
+/// A case: its name, the bootstrap's environment, and what its message must quote.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
 /// Asserts that `message` contains `quoted` and that the README quotes it too.
 fn assert_quoted(case: &str, message: &str, quoted: &str) {
     assert!(
@@ -60,7 +63,7 @@ fn every_bad_setting_stops_the_cold_start_with_one_line_naming_the_fix() {
     )
     .unwrap();
     let queue = ("TEMPORAL_TASK_QUEUE", "q");
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    let cases: &[Case] = &[
         (
             "malformed temporal.toml",
             &[queue, ("TEMPORAL_CONFIG_FILE", "broken.toml")],
