@@ -270,6 +270,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_runtime_api_listens_on_loopback_only() {
+        let api = RuntimeApi::start().await.unwrap();
+        assert_eq!(
+            api.address.ip(),
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            "{}",
+            api.address
+        );
+    }
+
+    #[tokio::test]
     async fn an_event_goes_out_with_lambdas_headers_and_its_response_comes_back() {
         let api = RuntimeApi::start().await.unwrap();
         let (delivery, picked, answer) = event("req-1");
