@@ -569,3 +569,48 @@ fn a_function_that_prints_its_secrets_is_caught() {
     );
     assert!(report.contains("[REDACTED]"));
 }
+
+/// A TLS setting the worker cannot use stops it before it serves anything, and the invocation
+/// record says why: lambda-local quotes the worker's last stderr line (its one-line setup error).
+#[test]
+fn an_unreadable_tls_file_stops_the_worker_at_init_and_the_record_says_why() {
+    let fixture = fixture();
+    let worker = Worker {
+        name: "tls-missing-ca",
+        env: vec![
+            ("TEMPORAL_ADDRESS", "127.0.0.1:7233".to_owned()),
+            ("TEMPORAL_API_KEY", fixture.api_key.clone()),
+            (
+                "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+                "/nonexistent/ca.pem".to_owned(),
+            ),
+        ],
+        toml: None,
+    };
+    let _root = fixture.deploy(&worker);
+    let record = fixture.first_invocation(worker.name);
+    let secrets = fixture.secrets();
+    let message = record.error_message.clone().unwrap_or_default();
+    assert_eq!(
+        record.outcome,
+        Outcome::InitError,
+        "{}",
+        secrets.redact(&message)
+    );
+    assert!(
+        message.starts_with("the function exited during init: exit status: 1; its last ")
+            && message.contains(
+                "temporal-lambda-worker: Temporal client configuration: tls.server_ca_cert: \
+                 cannot read '/nonexistent/ca.pem'",
+            ),
+        "{}",
+        secrets.redact(&message)
+    );
+    fixture.settle(worker.name);
+    let mut findings = secrets.findings("log", &fixture.log_text(worker.name));
+    findings.extend(secrets.findings(
+        "records",
+        &serde_json::to_string(&fixture.records(worker.name)).unwrap(),
+    ));
+    assert!(findings.is_empty(), "{}", findings.join("\n"));
+}
