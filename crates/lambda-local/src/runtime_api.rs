@@ -196,18 +196,17 @@ async fn unknown() -> Response {
     )
 }
 
-/// The error type from the `Lambda-Runtime-Function-Error-Type` header, else the body's
-/// `errorType`, else `Unhandled`.
+/// The body's `errorType` (the function's own name for the error), else the
+/// `Lambda-Runtime-Function-Error-Type` header (which runtimes often set to a generic
+/// `unhandled`), else `Unhandled`.
 fn error_type(headers: &HeaderMap, body: &[u8]) -> String {
-    headers
-        .get("lambda-runtime-function-error-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|body| body.get("errorType")?.as_str().map(str::to_owned))
         .or_else(|| {
-            serde_json::from_slice::<serde_json::Value>(body)
-                .ok()?
-                .get("errorType")?
-                .as_str()
+            headers
+                .get("lambda-runtime-function-error-type")
+                .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| "Unhandled".to_owned())
@@ -270,6 +269,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_runtime_api_listens_on_loopback_only() {
+        let api = RuntimeApi::start().await.unwrap();
+        assert_eq!(
+            api.address.ip(),
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            "{}",
+            api.address
+        );
+    }
+
+    #[tokio::test]
     async fn an_event_goes_out_with_lambdas_headers_and_its_response_comes_back() {
         let api = RuntimeApi::start().await.unwrap();
         let (delivery, picked, answer) = event("req-1");
@@ -299,6 +309,19 @@ mod tests {
             Answer::Response(body) => assert_eq!(body, "\"ok\""),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_bodys_error_type_wins_over_a_generic_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "lambda-runtime-function-error-type",
+            HeaderValue::from_static("unhandled"),
+        );
+        let body = br#"{"errorType":"Worker.Connect","errorMessage":"no"}"#;
+        assert_eq!(error_type(&headers, body), "Worker.Connect");
+        assert_eq!(error_type(&headers, b"not json"), "unhandled");
+        assert_eq!(error_type(&HeaderMap::new(), b"{}"), "Unhandled");
     }
 
     #[tokio::test]
