@@ -183,24 +183,7 @@ fn wait_until(what: &str, patience: Duration, mut done: impl FnMut() -> bool) {
 fn the_greeting_workflow_completes_through_an_invocation_the_server_made() {
     let fixture = fixture();
     let task_queue = fixture.deploy("greeting-e2e", "build-1", 12, 2);
-    let result = fixture.run(async move {
-        let client = fixture.client().await;
-        let handle = client
-            .start_workflow(
-                GreetingWorkflow::run,
-                "end to end".to_owned(),
-                WorkflowStartOptions::new(task_queue, "greeting-e2e-1").build(),
-            )
-            .await
-            .unwrap();
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            handle.get_result(WorkflowGetResultOptions::default()),
-        )
-        .await
-        .expect("the workflow completed within 60s")
-        .unwrap()
-    });
+    let result = greet(&task_queue, "end to end");
     assert_eq!(result, "Hello, end to end!");
     wait_until(
         "an invocation was recorded",
@@ -511,7 +494,7 @@ fn misconfigurations_get_clear_errors_and_nothing_crashes() {
 }
 
 /// Deploys a function whose hook records when it runs, completes one greeting workflow through
-/// it, and returns the hook file and the time the workflow completed.
+/// it, and returns the hook file.
 fn greet_with_hook_file(name: &str, env: &[(&str, &str)]) -> std::path::PathBuf {
     let fixture = fixture();
     let hook_file = std::env::temp_dir().join(format!("{name}-{}.hooks", std::process::id()));
@@ -519,26 +502,7 @@ fn greet_with_hook_file(name: &str, env: &[(&str, &str)]) -> std::path::PathBuf 
     let mut env = env.to_vec();
     env.push(("TEST_WORKER_HOOK_FILE", hook_file.to_str().unwrap()));
     let task_queue = fixture.deploy_with_env(name, "build-1", 60, 1, &env);
-    let workflow_id = format!("{name}-1");
-    fixture.run(async move {
-        let client = fixture.client().await;
-        let handle = client
-            .start_workflow(
-                GreetingWorkflow::run,
-                "SIGTERM".to_owned(),
-                WorkflowStartOptions::new(task_queue, workflow_id).build(),
-            )
-            .await
-            .unwrap();
-        let result = tokio::time::timeout(
-            Duration::from_secs(60),
-            handle.get_result(WorkflowGetResultOptions::default()),
-        )
-        .await
-        .expect("the workflow completed within 60s")
-        .unwrap();
-        assert_eq!(result, "Hello, SIGTERM!");
-    });
+    assert_eq!(greet(&task_queue, name), format!("Hello, {name}!"));
     hook_file
 }
 
@@ -629,17 +593,18 @@ fn sigterm_to_a_frozen_environment_exits_at_once_without_running_hooks_again() {
     );
 }
 
-/// Starts a greeting workflow on `task_queue` and waits for its result.
-fn greet(task_queue: &str, workflow_id: &str) -> String {
+/// Starts a greeting workflow for `name` on `task_queue` (its id is the name, dashed) and
+/// waits for its result.
+fn greet(task_queue: &str, name: &str) -> String {
     let fixture = fixture();
-    let (task_queue, workflow_id) = (task_queue.to_owned(), workflow_id.to_owned());
+    let (task_queue, name) = (task_queue.to_owned(), name.to_owned());
     fixture.run(async move {
         let client = fixture.client().await;
         let handle = client
             .start_workflow(
                 GreetingWorkflow::run,
-                workflow_id.clone(),
-                WorkflowStartOptions::new(task_queue, workflow_id).build(),
+                name.clone(),
+                WorkflowStartOptions::new(task_queue, name.replace(' ', "-")).build(),
             )
             .await
             .unwrap();
