@@ -5,8 +5,6 @@
 use std::{
     collections::HashSet,
     future::Future,
-    io::{Read, Write},
-    net::TcpStream,
     str::FromStr,
     sync::OnceLock,
     time::{Duration, Instant, SystemTime},
@@ -185,24 +183,7 @@ fn wait_until(what: &str, patience: Duration, mut done: impl FnMut() -> bool) {
 fn the_greeting_workflow_completes_through_an_invocation_the_server_made() {
     let fixture = fixture();
     let task_queue = fixture.deploy("greeting-e2e", "build-1", 12, 2);
-    let result = fixture.run(async move {
-        let client = fixture.client().await;
-        let handle = client
-            .start_workflow(
-                GreetingWorkflow::run,
-                "end to end".to_owned(),
-                WorkflowStartOptions::new(task_queue, "greeting-e2e-1").build(),
-            )
-            .await
-            .unwrap();
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            handle.get_result(WorkflowGetResultOptions::default()),
-        )
-        .await
-        .expect("the workflow completed within 60s")
-        .unwrap()
-    });
+    let result = greet(&task_queue, "end to end");
     assert_eq!(result, "Hello, end to end!");
     wait_until(
         "an invocation was recorded",
@@ -482,7 +463,7 @@ fn misconfigurations_get_clear_errors_and_nothing_crashes() {
     // The Lambda API's own error contract, over HTTP.
     let endpoint = fixture.lambda.endpoint();
     let address = endpoint.trim_start_matches("http://");
-    let (status, body) = http(
+    let (status, body) = common::http(
         address,
         "POST",
         "/2015-03-31/functions/no-such/invocations",
@@ -490,7 +471,7 @@ fn misconfigurations_get_clear_errors_and_nothing_crashes() {
     );
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("Function not found"), "{body}");
-    let (status, body) = http(
+    let (status, body) = common::http(
         address,
         "POST",
         "/2015-03-31/functions/errors-e2e/invocations",
@@ -498,46 +479,22 @@ fn misconfigurations_get_clear_errors_and_nothing_crashes() {
     );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("must be JSON"), "{body}");
-    let (status, _) = http(address, "GET", "/2015-03-31/functions/errors-e2e%3A7", "");
+    let (status, _) = common::http(address, "GET", "/2015-03-31/functions/errors-e2e%3A7", "");
     assert_eq!(status, 404, "an unpublished version is not found");
-    let (status, body) = http(address, "GET", "/2015-03-31/functions/errors-e2e", "");
+    let (status, body) = common::http(address, "GET", "/2015-03-31/functions/errors-e2e", "");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"Timeout\":60"), "{body}");
-    let (status, body) = http(address, "DELETE", "/2015-03-31/functions/errors-e2e", "");
+    let (status, body) = common::http(address, "DELETE", "/2015-03-31/functions/errors-e2e", "");
     assert!(status == 404 || status == 405, "{status} {body}");
     // Still serving.
     assert_eq!(
-        http(address, "GET", "/2015-03-31/functions/errors-e2e", "").0,
+        common::http(address, "GET", "/2015-03-31/functions/errors-e2e", "").0,
         200
     );
 }
 
-/// A minimal HTTP/1.1 exchange.
-fn http(address: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .unwrap_or("0")
-        .parse()
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 /// Deploys a function whose hook records when it runs, completes one greeting workflow through
-/// it, and returns the hook file and the time the workflow completed.
+/// it, and returns the hook file.
 fn greet_with_hook_file(name: &str, env: &[(&str, &str)]) -> std::path::PathBuf {
     let fixture = fixture();
     let hook_file = std::env::temp_dir().join(format!("{name}-{}.hooks", std::process::id()));
@@ -545,26 +502,7 @@ fn greet_with_hook_file(name: &str, env: &[(&str, &str)]) -> std::path::PathBuf 
     let mut env = env.to_vec();
     env.push(("TEST_WORKER_HOOK_FILE", hook_file.to_str().unwrap()));
     let task_queue = fixture.deploy_with_env(name, "build-1", 60, 1, &env);
-    let workflow_id = format!("{name}-1");
-    fixture.run(async move {
-        let client = fixture.client().await;
-        let handle = client
-            .start_workflow(
-                GreetingWorkflow::run,
-                "SIGTERM".to_owned(),
-                WorkflowStartOptions::new(task_queue, workflow_id).build(),
-            )
-            .await
-            .unwrap();
-        let result = tokio::time::timeout(
-            Duration::from_secs(60),
-            handle.get_result(WorkflowGetResultOptions::default()),
-        )
-        .await
-        .expect("the workflow completed within 60s")
-        .unwrap();
-        assert_eq!(result, "Hello, SIGTERM!");
-    });
+    assert_eq!(greet(&task_queue, name), format!("Hello, {name}!"));
     hook_file
 }
 
@@ -655,17 +593,18 @@ fn sigterm_to_a_frozen_environment_exits_at_once_without_running_hooks_again() {
     );
 }
 
-/// Starts a greeting workflow on `task_queue` and waits for its result.
-fn greet(task_queue: &str, workflow_id: &str) -> String {
+/// Starts a greeting workflow for `name` on `task_queue` (its id is the name, dashed) and
+/// waits for its result.
+fn greet(task_queue: &str, name: &str) -> String {
     let fixture = fixture();
-    let (task_queue, workflow_id) = (task_queue.to_owned(), workflow_id.to_owned());
+    let (task_queue, name) = (task_queue.to_owned(), name.to_owned());
     fixture.run(async move {
         let client = fixture.client().await;
         let handle = client
             .start_workflow(
                 GreetingWorkflow::run,
-                workflow_id.clone(),
-                WorkflowStartOptions::new(task_queue, workflow_id).build(),
+                name.clone(),
+                WorkflowStartOptions::new(task_queue, name.replace(' ', "-")).build(),
             )
             .await
             .unwrap();

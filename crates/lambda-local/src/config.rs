@@ -23,7 +23,8 @@ pub struct Config {
     /// A JSON-lines file that receives one record per invocation.
     #[serde(default)]
     pub records: Option<PathBuf>,
-    /// Forward the functions' stdout and stderr to this process's stderr.
+    /// Also print the functions' stdout and stderr on this process's stderr (they are kept in
+    /// each function's log either way: [`crate::LocalLambda::logs`]).
     #[serde(default = "yes")]
     pub forward_logs: bool,
     /// The functions.

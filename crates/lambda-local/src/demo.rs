@@ -56,6 +56,10 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     })
     .await
     .map_err(|e| e.to_string())?;
+    steps.say(&format!(
+        "local Lambda environment on {} (loopback only, as are the Runtime APIs)",
+        lambda.endpoint()
+    ));
 
     steps.say("starting the Temporal dev server with its Worker Controller");
     let server = DevServer::start(&cli, &lambda.aws_client_environment()).await?;

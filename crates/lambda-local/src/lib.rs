@@ -6,7 +6,8 @@
 //! one Lambda Runtime API per execution environment. Execution environments follow Lambda's
 //! lifecycle: cold start on first use, warm reuse, frozen (SIGSTOP) between invocations, killed at
 //! the timeout, at most `concurrency` at once with asynchronous events queued. Every invocation
-//! prints a `REPORT` line and leaves an [`InvocationRecord`].
+//! prints a `REPORT` line and leaves an [`InvocationRecord`]; every line a function writes is kept
+//! in its log ([`LocalLambda::logs`]).
 //!
 //! [`temporal`] starts the Temporal dev server with its Worker Controller pointed here, and
 //! [`demo`] runs the greeting sample end to end.
@@ -15,6 +16,7 @@ mod arn;
 pub mod config;
 pub mod demo;
 mod lambda_api;
+pub mod logs;
 mod pool;
 mod record;
 mod runtime_api;
@@ -24,6 +26,7 @@ mod sts;
 pub mod temporal;
 
 pub use config::{Config, FunctionConfig, RoleConfig};
+pub use logs::{LogLine, LogSource};
 pub use pool::{Retirement, SHUTDOWN_LIMIT};
 pub use record::{InvocationRecord, Outcome};
 pub use server::{Error, LocalLambda};

@@ -88,7 +88,8 @@ async fn run(command: Command) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
-                "# lambda-local listens on {} (loopback only). For the Temporal server:",
+                "# lambda-local listens on {} (loopback only, as do the functions' Runtime APIs). \
+                 For the Temporal server:",
                 lambda.endpoint()
             );
             for (key, value) in lambda.aws_client_environment() {

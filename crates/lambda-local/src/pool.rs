@@ -16,6 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use crate::{
     arn::function_arn,
     config::FunctionConfig,
+    logs::LogSink,
     record::{InvocationRecord, Outcome, Records},
     runtime_api::{Answer, Event},
     sandbox::{Ending, Sandbox, terminate},
@@ -77,7 +78,7 @@ pub(crate) struct Function {
     queued: Arc<AtomicUsize>,
     next_environment: AtomicU32,
     records: Records,
-    forward_logs: bool,
+    logs: LogSink,
 }
 
 impl Function {
@@ -86,7 +87,7 @@ impl Function {
         region: &str,
         account_id: &str,
         records: Records,
-        forward_logs: bool,
+        logs: LogSink,
     ) -> Arc<Self> {
         let arn = function_arn(region, account_id, &config.name);
         let lambda_env = lambda_environment(&config, region);
@@ -102,7 +103,7 @@ impl Function {
             queued: Arc::default(),
             next_environment: AtomicU32::new(1),
             records,
-            forward_logs,
+            logs,
         });
         let weak: Weak<Self> = Arc::downgrade(&function);
         let permits = Arc::clone(&function.permits);
@@ -198,7 +199,7 @@ impl Function {
                         self.config.version
                     ),
                 ));
-                match Sandbox::start(id, &self.config, &env, self.forward_logs).await {
+                match Sandbox::start(id, &self.config, &env, &self.logs).await {
                     Ok((sandbox, init)) => {
                         self.live_environments().insert(id, sandbox.pid());
                         (sandbox, Some(init))
@@ -232,6 +233,13 @@ impl Function {
             function_arn: invoked_arn,
             trace_id: trace_id(),
         };
+        self.logs.platform_line(
+            sandbox.id,
+            &format!(
+                "START RequestId: {request_id} Version: {}",
+                self.config.version
+            ),
+        );
         let (ending, duration) = sandbox.invoke(event, self.config.timeout).await;
         let mut record = self.record(
             &request_id,
@@ -342,12 +350,15 @@ impl Function {
     }
 
     fn finish(&self, record: InvocationRecord) -> InvocationRecord {
-        eprintln!(
-            "[{}:{}] {}",
-            self.config.name,
-            record.environment,
-            record.report_line()
-        );
+        let report = record.report_line();
+        eprintln!("[{}:{}] {report}", self.config.name, record.environment);
+        if record.outcome != Outcome::InitError {
+            self.logs.platform_line(
+                record.environment,
+                &format!("END RequestId: {}", record.request_id),
+            );
+        }
+        self.logs.platform_line(record.environment, &report);
         self.records.push(record.clone());
         record
     }

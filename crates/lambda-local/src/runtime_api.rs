@@ -196,15 +196,13 @@ async fn unknown() -> Response {
     )
 }
 
-/// The error type from the `Lambda-Runtime-Function-Error-Type` header, else the body's
-/// `errorType`, else `Unhandled`.
-/// The error's type as Lambda reports it to the caller: the body's `errorType` (what the
-/// function said), else the `Lambda-Runtime-Function-Error-Type` header (runtimes such as
-/// `lambda_runtime` send a generic `unhandled` there), else `Unhandled`.
+/// The body's `errorType` (the function's own name for the error), else the
+/// `Lambda-Runtime-Function-Error-Type` header (which runtimes often set to a generic
+/// `unhandled`), else `Unhandled`.
 fn error_type(headers: &HeaderMap, body: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v.get("errorType")?.as_str().map(str::to_owned))
+        .and_then(|body| body.get("errorType")?.as_str().map(str::to_owned))
         .or_else(|| {
             headers
                 .get("lambda-runtime-function-error-type")
@@ -271,6 +269,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_runtime_api_listens_on_loopback_only() {
+        let api = RuntimeApi::start().await.unwrap();
+        assert_eq!(
+            api.address.ip(),
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            "{}",
+            api.address
+        );
+    }
+
+    #[tokio::test]
     async fn an_event_goes_out_with_lambdas_headers_and_its_response_comes_back() {
         let api = RuntimeApi::start().await.unwrap();
         let (delivery, picked, answer) = event("req-1");
@@ -302,6 +311,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_bodys_error_type_wins_over_a_generic_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "lambda-runtime-function-error-type",
+            HeaderValue::from_static("unhandled"),
+        );
+        let body = br#"{"errorType":"Worker.Connect","errorMessage":"no"}"#;
+        assert_eq!(error_type(&headers, body), "Worker.Connect");
+        assert_eq!(error_type(&headers, b"not json"), "unhandled");
+        assert_eq!(error_type(&HeaderMap::new(), b"{}"), "Unhandled");
+    }
+
     #[tokio::test]
     async fn errors_carry_their_type_from_the_header_or_the_body() {
         let api = RuntimeApi::start().await.unwrap();
@@ -321,19 +343,6 @@ mod tests {
             Answer::Error { error_type, .. } => assert_eq!(error_type, "Handler.Boom"),
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn the_bodys_error_type_wins_over_the_runtimes_generic_header() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "lambda-runtime-function-error-type",
-            "unhandled".parse().unwrap(),
-        );
-        let body = br#"{"errorType":"Handler.Boom","errorMessage":"boom"}"#;
-        assert_eq!(error_type(&headers, body), "Handler.Boom");
-        assert_eq!(error_type(&headers, b"not json"), "unhandled");
-        assert_eq!(error_type(&HeaderMap::new(), b"{}"), "Unhandled");
     }
 
     #[tokio::test]

@@ -3,24 +3,34 @@
 //! and the shutdown phase (SIGTERM, then SIGKILL past the limit).
 
 use std::{
+    collections::VecDeque,
     process::Stdio,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use tokio::{
-    io::{AsyncBufReadExt, BufReader},
+    io::{AsyncBufReadExt, AsyncReadExt, BufReader},
     process::{Child, Command},
-    sync::oneshot,
+    sync::{oneshot, watch},
     time::timeout_at,
 };
 
 use crate::{
     config::FunctionConfig,
+    logs::{LogSink, LogSource, truncate},
     runtime_api::{Answer, Delivery, Event, RuntimeApi, Signal},
 };
 
 /// Lambda's limit on the init phase of an on-demand environment.
 pub(crate) const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The last lines of stderr quoted in the error of a failed init or a crash...
+const TAIL_LINES: usize = 5;
+/// ...each cut to this many bytes, so the message stays bounded.
+const TAIL_LINE_BYTES: usize = 400;
+/// How long a dead function's stderr is read for its last lines (a process it started may hold
+/// the pipe open).
+const STDERR_DRAIN: Duration = Duration::from_secs(1);
 
 /// How an invocation in this environment ended, as far as the environment can tell.
 #[derive(Debug)]
@@ -43,6 +53,7 @@ pub(crate) struct Sandbox {
     child: Child,
     pid: i32,
     api: RuntimeApi,
+    stderr: StderrTail,
 }
 
 impl Sandbox {
@@ -52,7 +63,7 @@ impl Sandbox {
         id: u32,
         function: &FunctionConfig,
         function_env: &[(String, String)],
-        forward_logs: bool,
+        logs: &LogSink,
     ) -> Result<(Self, Duration), InitFailure> {
         let started = Instant::now();
         let failure = |error_type: &str, message: String| InitFailure {
@@ -93,14 +104,21 @@ impl Sandbox {
             )
         })?;
         let pid = child.id().unwrap_or_default() as i32;
-        let label = format!("{}:{id}", function.name);
-        forward(child.stdout.take(), label.clone(), forward_logs);
-        forward(child.stderr.take(), label, forward_logs);
+        let stderr = StderrTail::default();
+        capture(child.stdout.take(), logs, id, LogSource::Stdout, None);
+        capture(
+            child.stderr.take(),
+            logs,
+            id,
+            LogSource::Stderr,
+            Some(&stderr),
+        );
         let mut sandbox = Self {
             id,
             child,
             pid,
             api,
+            stderr,
         };
         let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
         tokio::select! {
@@ -112,15 +130,17 @@ impl Sandbox {
                 }
                 Ok(None) | Err(_) => {
                     sandbox.kill().await;
-                    Err(failure(
-                        "Runtime.InitTimeout",
-                        format!("the function did not call /next within {}s", INIT_TIMEOUT.as_secs()),
-                    ))
+                    let message = format!(
+                        "the function did not call /next within {}s",
+                        INIT_TIMEOUT.as_secs()
+                    );
+                    Err(failure("Runtime.InitTimeout", sandbox.stderr.quoted_after(message).await))
                 }
             },
             status = sandbox.child.wait() => {
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                Err(failure("Runtime.ExitError", format!("the function exited during init: {status}")))
+                let message = format!("the function exited during init: {status}");
+                Err(failure("Runtime.ExitError", sandbox.stderr.quoted_after(message).await))
             }
         }
     }
@@ -152,10 +172,13 @@ impl Sandbox {
                 Ok(Err(_)) => Ending::Crashed("the Runtime API dropped the invocation".into()),
                 Err(_) => Ending::TimedOut,
             },
-            status = self.child.wait() => Ending::Crashed(format!(
-                "Runtime exited without providing a reason ({}) during {request_id}",
-                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
-            )),
+            status = self.child.wait() => {
+                let message = format!(
+                    "Runtime exited without providing a reason ({}) during {request_id}",
+                    status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
+                );
+                Ending::Crashed(self.stderr.quoted_after(message).await)
+            }
         };
         (ending, started.elapsed())
     }
@@ -248,17 +271,94 @@ fn has_exited(pid: i32) -> bool {
     }
 }
 
-fn forward<R>(stream: Option<R>, label: String, enabled: bool)
-where
+/// The last lines a function wrote to stderr, and whether the stream has ended.
+#[derive(Clone)]
+struct StderrTail {
+    lines: Arc<Mutex<VecDeque<String>>>,
+    closed: watch::Receiver<bool>,
+    closer: Arc<watch::Sender<bool>>,
+}
+
+impl Default for StderrTail {
+    fn default() -> Self {
+        let (closer, closed) = watch::channel(false);
+        Self {
+            lines: Arc::default(),
+            closed,
+            closer: Arc::new(closer),
+        }
+    }
+}
+
+impl StderrTail {
+    fn push(&self, line: &str) {
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if lines.len() == TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(truncate(line.trim(), TAIL_LINE_BYTES));
+    }
+
+    fn close(&self) {
+        let _ = self.closer.send(true);
+    }
+
+    /// `message`, followed by the last lines of stderr once the stream has ended (waiting at
+    /// most [`STDERR_DRAIN`] for that), so an error says why the function died.
+    async fn quoted_after(&self, message: String) -> String {
+        let mut closed = self.closed.clone();
+        let _ = tokio::time::timeout(STDERR_DRAIN, closed.wait_for(|closed| *closed)).await;
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let lines: Vec<&str> = lines
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.is_empty())
+            .collect();
+        match lines.len() {
+            0 => format!("{message}; it wrote nothing to stderr"),
+            1 => format!("{message}; its last stderr line: {}", lines[0]),
+            n => format!(
+                "{message}; its last {n} stderr lines: {}",
+                lines.join(" | ")
+            ),
+        }
+    }
+}
+
+/// Reads a function's output line by line into its log (and the stderr tail), until it ends.
+/// Bytes that are not UTF-8 are replaced, never a reason to stop reading (which would leave the
+/// function blocked on a full pipe).
+fn capture<R>(
+    stream: Option<R>,
+    logs: &LogSink,
+    environment: u32,
+    source: LogSource,
+    tail: Option<&StderrTail>,
+) where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
 {
     let Some(stream) = stream else { return };
+    let (logs, tail) = (logs.clone(), tail.cloned());
     tokio::spawn(async move {
-        let mut lines = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if enabled {
-                eprintln!("[{label}] {line}");
+        let mut reader = BufReader::new(stream);
+        let mut buffer = Vec::new();
+        loop {
+            buffer.clear();
+            // A line longer than this is taken in pieces, so memory stays bounded.
+            let mut piece = (&mut reader).take(64 * 1024);
+            match piece.read_until(b'\n', &mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
             }
+            let text = String::from_utf8_lossy(&buffer);
+            let line = text.trim_end_matches(['\n', '\r']);
+            logs.function_line(environment, source, line);
+            if let Some(tail) = &tail {
+                tail.push(line);
+            }
+        }
+        if let Some(tail) = &tail {
+            tail.close();
         }
     });
 }

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::{
     config::{Config, FunctionConfig},
     lambda_api,
+    logs::{LogLine, LogSink, Logs},
     pool::{Function, Retirement, SHUTDOWN_LIMIT},
     record::{InvocationRecord, Records},
     sts,
@@ -40,6 +41,7 @@ pub(crate) struct ServerState {
     pub(crate) config: Config,
     functions: RwLock<HashMap<String, Arc<Function>>>,
     records: Records,
+    logs: Logs,
 }
 
 impl ServerState {
@@ -75,12 +77,14 @@ impl LocalLambda {
             config,
             functions: RwLock::default(),
             records,
+            logs: Logs::default(),
         });
         let app = Router::new()
             .route("/", post(sts_call))
             .route("/2015-03-31/functions/{function}", get(get_function))
             .route("/2015-03-31/functions/{function}/invocations", post(invoke))
             .route("/_local/invocations", get(invocations))
+            .route("/_local/logs/{function}", get(logs))
             .fallback(unsupported)
             .with_state(Arc::clone(&state));
         let server = tokio::spawn(async move {
@@ -102,12 +106,17 @@ impl LocalLambda {
     pub fn add_function(&self, function: FunctionConfig) -> Result<String, Error> {
         function.validate().map_err(Error::Config)?;
         let config = &self.state.config;
+        let name = function.name.clone();
         let function = Function::start(
             function,
             &config.region,
             &config.account_id,
             self.state.records.clone(),
-            config.forward_logs,
+            LogSink {
+                logs: self.state.logs.clone(),
+                function: name,
+                forward: config.forward_logs,
+            },
         );
         let arn = function.arn.clone();
         self.state
@@ -186,6 +195,14 @@ impl LocalLambda {
         self.state.records.snapshot()
     }
 
+    /// A function's log so far, oldest first, as CloudWatch would hold it: every line its
+    /// processes wrote to stdout and stderr, and the `START`, `END` and `REPORT` lines of its
+    /// invocations (the most recent [`crate::logs::MAX_LINES_PER_FUNCTION`] lines). It outlives
+    /// replacing or removing the function, as a log group does.
+    pub fn logs(&self, function: &str) -> Vec<LogLine> {
+        self.state.logs.lines(function)
+    }
+
     /// Stops the APIs and kills every environment.
     pub async fn shutdown(self) {
         self.server.abort();
@@ -240,6 +257,10 @@ async fn invoke(
 
 async fn invocations(State(state): State<Arc<ServerState>>) -> Response {
     axum::Json(state.records.snapshot()).into_response()
+}
+
+async fn logs(State(state): State<Arc<ServerState>>, Path(function): Path<String>) -> Response {
+    axum::Json(state.logs.lines(&function)).into_response()
 }
 
 async fn unsupported() -> Response {

@@ -4,7 +4,9 @@
 
 use std::{future::Future, sync::Arc, time::SystemTime};
 
-use temporalio_client::{Client, ClientOptions, ConnectionOptions, tonic};
+use temporalio_client::{
+    Client, ClientOptions, ConnectionOptions, errors::ClientConnectError, tonic,
+};
 use temporalio_common::protos::temporal::api::workflowservice::v1::GetSystemInfoRequest;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions, WorkerRunError};
 
@@ -73,7 +75,7 @@ impl Backend for SdkBackend {
     ) -> Result<Client, String> {
         Client::connect(connection, client)
             .await
-            .map_err(|e| describe(&e))
+            .map_err(|e| connect_failure(&e))
     }
 
     async fn check(&self, client: &Client) -> Result<(), String> {
@@ -99,6 +101,40 @@ impl Backend for SdkBackend {
     }
 }
 
+/// Why connecting failed, on one line without the SDK's debug dumps (which also carry the
+/// response's metadata), with a hint at the usual cause.
+fn connect_failure(error: &ClientConnectError) -> String {
+    let reason = match error {
+        ClientConnectError::SystemInfoCallError(status) => {
+            let mut reason = format!("{:?}: {}", status.code(), status.message());
+            if let Some(source) = std::error::Error::source(status) {
+                reason.push_str(": ");
+                reason.push_str(&describe(source));
+            }
+            reason
+        }
+        ClientConnectError::TonicTransportError(transport) => describe(transport),
+        other => describe(other),
+    };
+    let hint = if reason.contains("Unauthenticated") || reason.contains("PermissionDenied") {
+        Some("check the API key (api_key, TEMPORAL_API_KEY) or the client certificate")
+    } else if reason.contains("certificate") {
+        Some(
+            "the server's certificate is not trusted for this address: set tls.server_ca_cert \
+             (TEMPORAL_TLS_SERVER_CA_CERT_PATH) to its CA, or tls.server_name to the name it \
+             was issued for",
+        )
+    } else if reason.contains("onnection refused") {
+        Some("nothing listens there: check TEMPORAL_ADDRESS (host:port)")
+    } else {
+        None
+    };
+    match hint {
+        Some(hint) => format!("{reason}: {hint}"),
+        None => reason,
+    }
+}
+
 impl PollingWorker for SdkWorker {
     fn tasks(&self) -> Arc<TaskCount> {
         Arc::clone(&self.tasks)
@@ -114,5 +150,31 @@ impl PollingWorker for SdkWorker {
             e @ WorkerRunError::Validation(_) => InvocationError::WorkerStart(describe(&e)),
             e => InvocationError::WorkerFailed(describe(&e)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_credentials_are_named_with_the_fix_and_no_metadata() {
+        let mut status = tonic::Status::unauthenticated("missing or wrong API key");
+        status
+            .metadata_mut()
+            .insert("x-secret-echo", "do-not-print".parse().unwrap());
+        let message = connect_failure(&ClientConnectError::SystemInfoCallError(status));
+        assert!(
+            message.starts_with("Unauthenticated: missing or wrong API key: check the API key"),
+            "{message}"
+        );
+        assert!(!message.contains("do-not-print"), "{message}");
+    }
+
+    #[test]
+    fn other_failures_keep_their_reason() {
+        let status = tonic::Status::unavailable("the server is draining");
+        let message = connect_failure(&ClientConnectError::SystemInfoCallError(status));
+        assert_eq!(message, "Unavailable: the server is draining");
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! `TEST_WORKER_DEPLOYMENT` and `TEST_WORKER_BUILD_ID` choose the version it runs as; with
 //! `TEST_WORKER_HOOK_FILE` set, a shutdown hook appends the time it ran (epoch milliseconds) to
-//! that file. `TEST_WORKER_RUNTIME` chooses the Tokio runtime: `current_thread` (the default,
-//! so a blocking activity blocks the whole worker) or `multi_thread` (4 worker threads, as
+//! that file. `TEST_WORKER_MISCONFIGURE` makes a mistake a user could make, for the bad-input
+//! tests: `no-task-queue` (none in code or the environment) or `conflicting-behaviors`.
+//! `TEST_WORKER_RUNTIME` chooses the Tokio runtime: `current_thread` (the default, so a
+//! blocking activity blocks the whole worker) or `multi_thread` (4 worker threads, as
 //! `#[tokio::main]` gives on a machine with 4 cores).
 
 use e2e_tests::{
@@ -39,12 +41,19 @@ fn main() {
     );
     runtime.block_on(run_worker(version, |options| {
         greeting::configure(options)?;
-        options.register_workflow_with_behavior::<OutlivesTimeoutWorkflow>(
-            VersioningBehavior::Pinned,
-        )?;
-        options.register_workflow_with_behavior::<StepsWorkflow>(VersioningBehavior::Pinned)?;
-        options
-            .register_workflow_with_behavior::<MisbehavingWorkflow>(VersioningBehavior::Pinned)?;
+        let mistake = std::env::var("TEST_WORKER_MISCONFIGURE").unwrap_or_default();
+        if mistake == "no-task-queue" {
+            options.worker.task_queue.clear();
+        }
+        // The greeting workflow is Pinned.
+        let behavior = if mistake == "conflicting-behaviors" {
+            VersioningBehavior::AutoUpgrade
+        } else {
+            VersioningBehavior::Pinned
+        };
+        options.register_workflow_with_behavior::<OutlivesTimeoutWorkflow>(behavior)?;
+        options.register_workflow_with_behavior::<StepsWorkflow>(behavior)?;
+        options.register_workflow_with_behavior::<MisbehavingWorkflow>(behavior)?;
         options.register_activities(SlowActivities);
         options.register_activities(MisbehavingActivities);
         if let Ok(path) = std::env::var("TEST_WORKER_HOOK_FILE") {

@@ -4,6 +4,8 @@
 #![allow(dead_code)] // Each test binary uses its own subset.
 
 use std::{
+    io::{Read, Write},
+    net::TcpStream,
     path::PathBuf,
     str::FromStr,
     time::{Duration, Instant},
@@ -225,4 +227,28 @@ pub fn assert_within_deadlines(records: &[InvocationRecord], timeout: Duration) 
             "ran for the whole timeout: {r:?}"
         );
     }
+}
+
+/// A minimal HTTP/1.1 exchange.
+pub fn http(address: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
