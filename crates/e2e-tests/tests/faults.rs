@@ -191,6 +191,7 @@ fn the_server_killed_mid_invocation_and_restarted_loses_no_workflow_and_no_invoc
     let db_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("restart-faults-{}.sqlite", std::process::id()));
     let _ = std::fs::remove_file(&db_file);
+    let _remove = RemoveOnDrop(db_file.clone());
     let (cli, aws) = (
         fixture.local.cli.clone(),
         fixture.local.lambda.aws_client_environment(),
@@ -345,7 +346,15 @@ fn the_server_killed_mid_invocation_and_restarted_loses_no_workflow_and_no_invoc
     );
 
     fixture.run(async move { server.stop().await });
-    let _ = std::fs::remove_file(&db_file);
+}
+
+/// Removes a file when dropped, also when the test fails.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 #[test]
