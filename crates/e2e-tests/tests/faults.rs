@@ -19,52 +19,21 @@ use common::{History, assert_within_deadlines, wait_until};
 use e2e_tests::{MisbehavingWorkflow, PANIC_MESSAGE, StepsWorkflow};
 use greeting::GreetingWorkflow;
 use lambda_local::{
-    InvocationRecord, Outcome, RoleConfig,
+    InvocationRecord, Outcome,
     temporal::{DevServer, DevServerOptions},
 };
 use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
 use temporalio_common::protos::temporal::api::enums::v1::EventType;
 
-struct Fixture {
-    runtime: tokio::runtime::Runtime,
-    local: common::Local,
-    role: RoleConfig,
-}
+type Fixture = common::Shared;
 
-/// One lambda-local and one dev server (state in memory) for the tests of this binary, on a
-/// runtime that outlives them (see `common::start`).
+/// One lambda-local and one dev server (state in memory) for the tests of this binary.
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let role = common::role("faults-external-id");
-        let local = common::start(&runtime, &role);
-        Fixture {
-            runtime,
-            local,
-            role,
-        }
-    })
+    FIXTURE.get_or_init(|| Fixture::start("faults-external-id"))
 }
 
 impl Fixture {
-    /// Runs `future` on the fixture's runtime (processes it starts outlive the test thread).
-    fn run<F: Future + Send + 'static>(&self, future: F) -> F::Output
-    where
-        F::Output: Send + 'static,
-    {
-        self.runtime.block_on(self.runtime.spawn(future)).unwrap()
-    }
-
-    fn records(&self, function: &str) -> Vec<InvocationRecord> {
-        self.local
-            .lambda
-            .records()
-            .into_iter()
-            .filter(|r| r.function_name == function)
-            .collect()
-    }
-
     /// Adds `test-worker` as function `name` talking to `temporal_address`, with `env` on top.
     /// Returns its version ARN.
     fn add_function(
@@ -81,8 +50,8 @@ impl Fixture {
             function.env.insert((*key).to_owned(), (*value).to_owned());
         }
         let _guard = self.runtime.enter();
-        self.local.lambda.add_function(function).unwrap();
-        self.local.lambda.version_arn(name).unwrap()
+        self.lambda.add_function(function).unwrap();
+        self.lambda.version_arn(name).unwrap()
     }
 
     /// [`Fixture::add_function`], then makes it the current version of deployment `name` on
@@ -97,7 +66,7 @@ impl Fixture {
     ) -> String {
         let arn = self.add_function(name, temporal_address, timeout, concurrency, env);
         let (name, role) = (name.to_owned(), self.role.clone());
-        let server = &self.local.server;
+        let server = &self.server;
         self.run(async move {
             common::attach_current(server, &arn, &name, &role).await;
             format!("{name}-tq")
@@ -192,10 +161,7 @@ fn the_server_killed_mid_invocation_and_restarted_loses_no_workflow_and_no_invoc
         .join(format!("restart-faults-{}.sqlite", std::process::id()));
     let _ = std::fs::remove_file(&db_file);
     let _remove = RemoveOnDrop(db_file.clone());
-    let (cli, aws) = (
-        fixture.local.cli.clone(),
-        fixture.local.lambda.aws_client_environment(),
-    );
+    let (cli, aws) = (fixture.cli.clone(), fixture.lambda.aws_client_environment());
     let options = DevServerOptions {
         db_file: Some(db_file.clone()),
     };
@@ -242,7 +208,7 @@ fn the_server_killed_mid_invocation_and_restarted_loses_no_workflow_and_no_invoc
         server
     });
     assert!(
-        fixture.local.lambda.in_flight(NAME) > 0,
+        fixture.lambda.in_flight(NAME) > 0,
         "an invocation was running when the server died"
     );
     // Down for a few seconds, then back on the same ports with the same state.
@@ -271,7 +237,7 @@ fn the_server_killed_mid_invocation_and_restarted_loses_no_workflow_and_no_invoc
     ));
     assert_three_steps_each(&outcomes);
     wait_until("the invocations ended", Duration::from_secs(90), || {
-        fixture.local.lambda.in_flight(NAME) == 0
+        fixture.lambda.in_flight(NAME) == 0
     });
 
     // Once everything is idle, the environments that were connected to the old server process
@@ -294,7 +260,7 @@ fn the_server_killed_mid_invocation_and_restarted_loses_no_workflow_and_no_invoc
     wait_until(
         "the last invocations ended",
         Duration::from_secs(60),
-        || fixture.local.lambda.in_flight(NAME) == 0,
+        || fixture.lambda.in_flight(NAME) == 0,
     );
 
     let records = fixture.records(NAME);
@@ -362,7 +328,7 @@ fn misbehaving_activities_on_a_multi_thread_worker_neither_overrun_nor_kill_the_
     const NAME: &str = "misbehaving-faults";
     const TIMEOUT: Duration = Duration::from_secs(15);
     let fixture = fixture();
-    let server = &fixture.local.server;
+    let server = &fixture.server;
     let task_queue = fixture.deploy(
         NAME,
         &server.address,
@@ -417,7 +383,7 @@ fn misbehaving_activities_on_a_multi_thread_worker_neither_overrun_nor_kill_the_
     assert_eq!(history.count(EventType::ActivityTaskCompleted), 2);
 
     wait_until("the invocations ended", Duration::from_secs(60), || {
-        fixture.local.lambda.in_flight(NAME) == 0
+        fixture.lambda.in_flight(NAME) == 0
     });
     let records = fixture.records(NAME);
     for r in &records {
@@ -464,14 +430,14 @@ fn an_unreachable_server_is_a_clear_error_naming_the_address_well_within_the_bud
     const NAME: &str = "unreachable-faults";
     const TIMEOUT: Duration = Duration::from_secs(10);
     let fixture = fixture();
-    let server = &fixture.local.server;
+    let server = &fixture.server;
     let address = server.address.clone();
     // The version is attached and its task queue registered by a first, healthy invocation...
     let task_queue = fixture.deploy(NAME, &address, TIMEOUT, 1, &[]);
     wait_until(
         "the registering invocation ended",
         Duration::from_secs(60),
-        || !fixture.records(NAME).is_empty() && fixture.local.lambda.in_flight(NAME) == 0,
+        || !fixture.records(NAME).is_empty() && fixture.lambda.in_flight(NAME) == 0,
     );
     assert_eq!(fixture.records(NAME)[0].outcome, Outcome::Success);
     // ...then the function's configuration points its worker at an address where nothing
@@ -519,7 +485,7 @@ fn an_unreachable_server_is_a_clear_error_naming_the_address_well_within_the_bud
     wait_until(
         "the failing invocations ended",
         Duration::from_secs(30),
-        || fixture.local.lambda.in_flight(NAME) == 0,
+        || fixture.lambda.in_flight(NAME) == 0,
     );
     let failed = failed(fixture);
     for r in &failed {
@@ -587,7 +553,7 @@ fn an_unreachable_server_is_a_clear_error_naming_the_address_well_within_the_bud
     expected.push("Hello, fixed!".to_owned());
     assert_eq!(results, expected);
     wait_until("the invocations ended", Duration::from_secs(30), || {
-        fixture.local.lambda.in_flight(NAME) == 0
+        fixture.lambda.in_flight(NAME) == 0
     });
     let after_fix: Vec<_> = fixture
         .records(NAME)

@@ -10,7 +10,6 @@
 use std::{
     collections::BTreeMap,
     path::Path,
-    str::FromStr,
     sync::OnceLock,
     time::{Duration, Instant},
 };
@@ -24,46 +23,37 @@ mod proxy;
 mod secrets;
 
 use greeting::GreetingWorkflow;
-use lambda_local::{
-    FunctionConfig, InvocationRecord, LocalLambda, LogSource, Outcome, RoleConfig,
-    temporal::DevServer,
-};
+use lambda_local::{FunctionConfig, InvocationRecord, LogSource, Outcome};
 use pki::Pki;
 use proxy::{Proxy, ProxyOptions};
 use secrets::Secrets;
-use temporalio_client::{
-    Client, ClientOptions, ConnectionOptions, Url, WorkflowGetResultOptions, WorkflowStartOptions,
-};
+use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
 
 struct Fixture {
-    runtime: tokio::runtime::Runtime,
-    lambda: LocalLambda,
-    server: DevServer,
-    role: RoleConfig,
+    shared: common::Shared,
     pki: Pki,
     /// The key the proxies accept, and one they refuse.
     api_key: String,
     wrong_key: String,
 }
 
-/// One local environment, one dev server and one set of certificates for every test here, on a
-/// runtime that outlives the tests (see worker_controller.rs).
+/// One local environment, one dev server and one set of certificates for every test here.
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let role = common::role("security-external-id");
-        let common::Local { lambda, server, .. } = common::start(&runtime, &role);
-        Fixture {
-            runtime,
-            lambda,
-            server,
-            role,
-            pki: Pki::generate(),
-            api_key: format!("tlw-test-key-{}", uuid::Uuid::new_v4().simple()),
-            wrong_key: format!("tlw-wrong-key-{}", uuid::Uuid::new_v4().simple()),
-        }
+    FIXTURE.get_or_init(|| Fixture {
+        shared: common::Shared::start("security-external-id"),
+        pki: Pki::generate(),
+        api_key: format!("tlw-test-key-{}", uuid::Uuid::new_v4().simple()),
+        wrong_key: format!("tlw-wrong-key-{}", uuid::Uuid::new_v4().simple()),
     })
+}
+
+impl std::ops::Deref for Fixture {
+    type Target = common::Shared;
+
+    fn deref(&self) -> &common::Shared {
+        &self.shared
+    }
 }
 
 /// How a function's worker finds and authenticates to Temporal.
@@ -76,13 +66,6 @@ struct Worker<'a> {
 }
 
 impl Fixture {
-    fn run<F: Future + Send + 'static>(&self, future: F) -> F::Output
-    where
-        F::Output: Send + 'static,
-    {
-        self.runtime.block_on(self.runtime.spawn(future)).unwrap()
-    }
-
     /// A proxy presenting the trusted server certificate and requiring the API key.
     fn proxy(&self) -> Proxy {
         Proxy::start(&ProxyOptions {
@@ -156,28 +139,8 @@ impl Fixture {
     fn greet(&'static self, name: &str, task_queue: String) -> String {
         let name = name.to_owned();
         self.run(async move {
-            self.server
-                .cli(&[
-                    "worker",
-                    "deployment",
-                    "set-current-version",
-                    "--deployment-name",
-                    &name,
-                    "--build-id",
-                    "build-1",
-                    "--allow-no-pollers",
-                    "--ignore-missing-task-queues",
-                    "--yes",
-                ])
-                .await
-                .unwrap();
-            let url = Url::from_str(&format!("http://{}", self.server.address)).unwrap();
-            let client = Client::connect(
-                ConnectionOptions::new(url).build(),
-                ClientOptions::new("default").build(),
-            )
-            .await
-            .unwrap();
+            common::make_current(&self.server, &name).await;
+            let client = common::client(&self.server.address).await;
             let handle = client
                 .start_workflow(
                     GreetingWorkflow::run,
@@ -194,14 +157,6 @@ impl Fixture {
             .expect("the workflow completed within 90s")
             .unwrap()
         })
-    }
-
-    fn records(&self, function: &str) -> Vec<InvocationRecord> {
-        self.lambda
-            .records()
-            .into_iter()
-            .filter(|r| r.function_name == function)
-            .collect()
     }
 
     /// Waits for the function's first invocation (the one attaching the version made) to end.

@@ -4,8 +4,6 @@
 
 use std::{
     collections::HashSet,
-    future::Future,
-    str::FromStr,
     sync::OnceLock,
     time::{Duration, Instant, SystemTime},
 };
@@ -14,57 +12,20 @@ mod common;
 
 use e2e_tests::OutlivesTimeoutWorkflow;
 use greeting::GreetingWorkflow;
-use lambda_local::{
-    FunctionConfig, InvocationRecord, LocalLambda, Outcome, RoleConfig, temporal::DevServer,
-};
-use temporalio_client::{
-    Client, ClientOptions, ConnectionOptions, Url, WorkflowGetResultOptions, WorkflowStartOptions,
-};
+use lambda_local::{FunctionConfig, Outcome, RoleConfig};
+use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
 
-struct Fixture {
-    runtime: tokio::runtime::Runtime,
-    lambda: LocalLambda,
-    server: DevServer,
-    role: RoleConfig,
-}
+type Fixture = common::Shared;
 
-/// One local environment and one dev server for every test of this binary, on a runtime that
-/// outlives the tests (processes are started from its threads, which live until the process
-/// exits, so the parent-death signal does not fire early).
+/// One local environment and one dev server for every test of this binary.
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let role = common::role("e2e-external-id");
-        let common::Local { lambda, server, .. } = common::start(&runtime, &role);
-        Fixture {
-            runtime,
-            lambda,
-            server,
-            role,
-        }
-    })
+    FIXTURE.get_or_init(|| Fixture::start("e2e-external-id"))
 }
 
 impl Fixture {
-    fn run<F: Future + Send + 'static>(&self, future: F) -> F::Output
-    where
-        F::Output: Send + 'static,
-    {
-        self.runtime.block_on(self.runtime.spawn(future)).unwrap()
-    }
-
-    fn records(&self, function: &str) -> Vec<InvocationRecord> {
-        self.lambda
-            .records()
-            .into_iter()
-            .filter(|r| r.function_name == function)
-            .collect()
-    }
-
-    /// Registers `test-worker` as a function and attaches it to a new current version
-    /// (deployment = function name, build `build-1`). The worker polls as `worker_build_id`.
-    /// `test-worker` as function `name`, polling `<name>-tq` as `name`/`worker_build_id`.
+    /// `test-worker` as function `name` (see [`common::test_worker`]), polling as build
+    /// `worker_build_id`.
     fn function(
         &self,
         name: &str,
@@ -72,21 +33,12 @@ impl Fixture {
         timeout_secs: u64,
         concurrency: u32,
     ) -> FunctionConfig {
-        let mut function = FunctionConfig::new(
-            name,
-            vec![env!("CARGO_BIN_EXE_test-worker").to_owned()],
-            env!("CARGO_MANIFEST_DIR"),
+        let mut function =
+            common::test_worker(name, &self.server.address, timeout_secs, concurrency);
+        function.env.insert(
+            "TEST_WORKER_BUILD_ID".to_owned(),
+            worker_build_id.to_owned(),
         );
-        function.timeout = Duration::from_secs(timeout_secs);
-        function.concurrency = concurrency;
-        for (key, value) in [
-            ("TEMPORAL_ADDRESS", self.server.address.as_str()),
-            ("TEMPORAL_TASK_QUEUE", &format!("{name}-tq")),
-            ("TEST_WORKER_DEPLOYMENT", name),
-            ("TEST_WORKER_BUILD_ID", worker_build_id),
-        ] {
-            function.env.insert(key.to_owned(), value.to_owned());
-        }
         function
     }
 
@@ -132,50 +84,12 @@ impl Fixture {
         let arn = self.lambda.version_arn(name).unwrap();
         let (name, role) = (name.to_owned(), self.role.clone());
         let server = &self.server;
-        self.run(async move {
-            server
-                .create_lambda_version(&name, "build-1", &arn, &role)
-                .await
-                .unwrap();
-            // Current at once, before the version has seen a poller.
-            server
-                .cli(&[
-                    "worker",
-                    "deployment",
-                    "set-current-version",
-                    "--deployment-name",
-                    &name,
-                    "--build-id",
-                    "build-1",
-                    "--allow-no-pollers",
-                    "--ignore-missing-task-queues",
-                    "--yes",
-                ])
-                .await
-                .unwrap();
-        });
+        self.run(async move { common::attach_current(server, &arn, &name, &role).await });
         task_queue
     }
 
     async fn client(&self) -> Client {
-        let url = Url::from_str(&format!("http://{}", self.server.address)).unwrap();
-        Client::connect(
-            ConnectionOptions::new(url).build(),
-            ClientOptions::new("default").build(),
-        )
-        .await
-        .unwrap()
-    }
-}
-
-fn wait_until(what: &str, patience: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < patience,
-            "timed out waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
+        common::client(&self.server.address).await
     }
 }
 
@@ -185,7 +99,7 @@ fn the_greeting_workflow_completes_through_an_invocation_the_server_made() {
     let task_queue = fixture.deploy("greeting-e2e", "build-1", 12, 2);
     let result = greet(&task_queue, "end to end");
     assert_eq!(result, "Hello, end to end!");
-    wait_until(
+    common::wait_until(
         "an invocation was recorded",
         Duration::from_secs(30),
         || {
@@ -249,7 +163,7 @@ fn twenty_workflows_at_once_complete_within_the_concurrency_limit_reusing_warm_e
         let expected: Vec<String> = (0..20).map(|i| format!("Hello, w{wave}-{i}!")).collect();
         assert_eq!(results, expected);
         // Let the wave's invocations end, so the next wave finds the environments idle (frozen).
-        wait_until(
+        common::wait_until(
             "the wave's invocations ended",
             Duration::from_secs(60),
             || fixture.lambda.in_flight("burst-e2e") == 0,
@@ -308,7 +222,7 @@ fn an_activity_outliving_the_timeout_is_killed_then_retried_and_the_workflow_com
         attempt >= 2,
         "the activity completed on a retry, not attempt {attempt}"
     );
-    wait_until("the invocations ended", Duration::from_secs(60), || {
+    common::wait_until("the invocations ended", Duration::from_secs(60), || {
         fixture.lambda.in_flight("timeout-e2e") == 0
     });
     let records = fixture.records("timeout-e2e");
@@ -361,7 +275,7 @@ fn a_build_id_mismatch_makes_the_server_reinvoke_and_each_invocation_is_flagged(
     let fixture = fixture();
     // Version build-1 is attached and its task queue registered by a correct first invocation...
     let task_queue = fixture.deploy("mismatch-e2e", "build-1", 9, 1);
-    wait_until(
+    common::wait_until(
         "the registering invocation ended",
         Duration::from_secs(60),
         || {
@@ -551,7 +465,7 @@ fn sigterm_during_an_invocation_runs_the_hooks_and_exits_within_lambdas_limit() 
         "hook ran at {} for a SIGTERM sent at {sent} and an exit {exited_after:?} later",
         runs[0]
     );
-    wait_until(
+    common::wait_until(
         "the invocation was recorded",
         Duration::from_secs(10),
         || !fixture.records(name).is_empty(),
@@ -568,7 +482,7 @@ fn sigterm_to_a_frozen_environment_exits_at_once_without_running_hooks_again() {
     // Idle exit ends the invocation a second after the workflow is done; the environment then
     // waits frozen for its next event.
     let hook_file = greet_with_hook_file(name, &[("TEMPORAL_LAMBDA_IDLE_EXIT", "1s")]);
-    wait_until("the environment is idle", Duration::from_secs(20), || {
+    common::wait_until("the environment is idle", Duration::from_secs(20), || {
         fixture.lambda.in_flight(name) == 0 && !fixture.records(name).is_empty()
     });
     assert_eq!(
@@ -630,14 +544,14 @@ fn after_a_frozen_gap_longer_than_the_keepalive_the_next_invocation_works() {
         &[("TEMPORAL_LAMBDA_IDLE_EXIT", "1s")],
     );
     assert_eq!(greet(&task_queue, "long-freeze-1"), "Hello, long-freeze-1!");
-    wait_until("the environment is frozen", Duration::from_secs(20), || {
+    common::wait_until("the environment is frozen", Duration::from_secs(20), || {
         fixture.lambda.in_flight(name) == 0 && !fixture.records(name).is_empty()
     });
     // The client pings every 30 s and gives up 15 s after an unanswered ping; a frozen process
     // does neither, so its kept connection wakes up with both overdue.
     std::thread::sleep(Duration::from_secs(50));
     assert_eq!(greet(&task_queue, "long-freeze-2"), "Hello, long-freeze-2!");
-    wait_until(
+    common::wait_until(
         "the second invocation ended",
         Duration::from_secs(20),
         || fixture.records(name).len() >= 2,

@@ -66,6 +66,53 @@ pub fn start(runtime: &tokio::runtime::Runtime, role: &RoleConfig) -> Local {
     })
 }
 
+/// lambda-local and a dev server shared by every test of one binary, on a runtime that
+/// outlives the tests (see [`start`]).
+pub struct Shared {
+    pub runtime: tokio::runtime::Runtime,
+    pub cli: PathBuf,
+    pub lambda: LocalLambda,
+    pub server: DevServer,
+    pub role: RoleConfig,
+}
+
+impl Shared {
+    /// Starts both, with a Worker Controller role that has `external_id`.
+    pub fn start(external_id: &str) -> Self {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let role = role(external_id);
+        let Local {
+            cli,
+            lambda,
+            server,
+        } = start(&runtime, &role);
+        Self {
+            runtime,
+            cli,
+            lambda,
+            server,
+            role,
+        }
+    }
+
+    /// Runs `future` on the shared runtime (processes it starts outlive the test thread).
+    pub fn run<F: std::future::Future + Send + 'static>(&self, future: F) -> F::Output
+    where
+        F::Output: Send + 'static,
+    {
+        self.runtime.block_on(self.runtime.spawn(future)).unwrap()
+    }
+
+    /// The invocation records of one function.
+    pub fn records(&self, function: &str) -> Vec<InvocationRecord> {
+        self.lambda
+            .records()
+            .into_iter()
+            .filter(|r| r.function_name == function)
+            .collect()
+    }
+}
+
 /// `test-worker` as function `name`, polling task queue `<name>-tq` as version
 /// `name`/`build-1` of the server at `temporal_address`.
 pub fn test_worker(
@@ -104,13 +151,18 @@ pub async fn attach_current(
         .create_lambda_version(function, "build-1", function_arn, role)
         .await
         .unwrap();
+    make_current(server, function).await;
+}
+
+/// Makes version `build-1` of `deployment` current, also before it has seen a poller.
+pub async fn make_current(server: &DevServer, deployment: &str) {
     server
         .cli(&[
             "worker",
             "deployment",
             "set-current-version",
             "--deployment-name",
-            function,
+            deployment,
             "--build-id",
             "build-1",
             "--allow-no-pollers",
