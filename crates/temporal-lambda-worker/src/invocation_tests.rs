@@ -35,6 +35,21 @@ fn settings() -> Settings {
     settings_with(|_| {})
 }
 
+/// One invocation whose deadline is `deadline_in` from now.
+async fn invoke_within(
+    backend: &FakeBackend,
+    settings: &Settings,
+    deadline_in: Duration,
+) -> Result<Summary, InvocationError> {
+    invoke(
+        backend,
+        settings,
+        &backend.warm,
+        &backend.context(deadline_in),
+    )
+    .await
+}
+
 #[tokio::test(start_paused = true)]
 async fn success_polls_until_deadline_minus_buffer_then_stops_then_runs_hooks() {
     let log = Arc::new(Mutex::new(Vec::<&str>::new()));
@@ -51,14 +66,9 @@ async fn success_polls_until_deadline_minus_buffer_then_stops_then_runs_hooks() 
         drain: Duration::from_millis(300),
         ..Default::default()
     });
-    let summary = invoke(
-        &backend,
-        &settings,
-        &backend.warm,
-        &backend.context(60 * SECOND),
-    )
-    .await
-    .unwrap();
+    let summary = invoke_within(&backend, &settings, 60 * SECOND)
+        .await
+        .unwrap();
 
     assert_eq!(
         backend.names(),
@@ -91,14 +101,9 @@ async fn each_invocation_gets_a_fresh_worker_and_hooks_run_each_time() {
     });
     let backend = FakeBackend::new(Script::default());
     for _ in 0..2 {
-        invoke(
-            &backend,
-            &settings,
-            &backend.warm,
-            &backend.context(20 * SECOND),
-        )
-        .await
-        .unwrap();
+        invoke_within(&backend, &settings, 20 * SECOND)
+            .await
+            .unwrap();
     }
     let created = backend
         .names()
@@ -125,14 +130,9 @@ async fn a_failing_hook_is_logged_and_the_next_one_still_runs() {
     });
     let logs = LogCapture::start();
     let backend = FakeBackend::new(Script::default());
-    invoke(
-        &backend,
-        &settings,
-        &backend.warm,
-        &backend.context(20 * SECOND),
-    )
-    .await
-    .unwrap();
+    invoke_within(&backend, &settings, 20 * SECOND)
+        .await
+        .unwrap();
     assert_eq!(*ran.lock().unwrap(), ["failing", "next"]);
     let text = logs.text();
     assert!(
@@ -151,14 +151,9 @@ async fn a_hook_that_hangs_is_cut_off_before_the_deadline() {
     });
     let logs = LogCapture::start();
     let backend = FakeBackend::new(Script::default());
-    invoke(
-        &backend,
-        &settings,
-        &backend.warm,
-        &backend.context(20 * SECOND),
-    )
-    .await
-    .unwrap();
+    invoke_within(&backend, &settings, 20 * SECOND)
+        .await
+        .unwrap();
     assert!(backend.elapsed() < 20 * SECOND, "{:?}", backend.elapsed());
     assert!(logs.text().contains("ran out of time"));
 }
@@ -169,14 +164,9 @@ async fn connect_error_is_the_invocation_error_and_names_the_address() {
         connect_error: Some("connection refused".to_owned()),
         ..Default::default()
     });
-    let err = invoke(
-        &backend,
-        &settings(),
-        &backend.warm,
-        &backend.context(30 * SECOND),
-    )
-    .await
-    .unwrap_err();
+    let err = invoke_within(&backend, &settings(), 30 * SECOND)
+        .await
+        .unwrap_err();
     assert!(matches!(err, InvocationError::Connect { .. }));
     let msg = err.to_string();
     assert!(
@@ -197,14 +187,9 @@ async fn a_connect_that_hangs_ends_within_the_work_time() {
         connect_delay: 3600 * SECOND,
         ..Default::default()
     });
-    let err = invoke(
-        &backend,
-        &settings(),
-        &backend.warm,
-        &backend.context(30 * SECOND),
-    )
-    .await
-    .unwrap_err();
+    let err = invoke_within(&backend, &settings(), 30 * SECOND)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("no answer"), "{err}");
     assert!(backend.elapsed() <= 23 * SECOND);
 }
@@ -217,14 +202,9 @@ async fn connect_time_is_taken_from_the_work_time_not_the_buffer() {
         connect_delay: Duration::from_millis(2500),
         ..Default::default()
     });
-    let err = invoke(
-        &backend,
-        &settings(),
-        &backend.warm,
-        &backend.context(10 * SECOND),
-    )
-    .await
-    .unwrap_err();
+    let err = invoke_within(&backend, &settings(), 10 * SECOND)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, InvocationError::DeadlineTooClose { .. }),
         "{err}"
@@ -250,14 +230,9 @@ async fn worker_start_errors_surface() {
         },
     ] {
         let backend = FakeBackend::new(script);
-        let err = invoke(
-            &backend,
-            &settings(),
-            &backend.warm,
-            &backend.context(30 * SECOND),
-        )
-        .await
-        .unwrap_err();
+        let err = invoke_within(&backend, &settings(), 30 * SECOND)
+            .await
+            .unwrap_err();
         assert!(matches!(err, InvocationError::WorkerStart(_)), "{err}");
         assert!(
             backend.elapsed() < SECOND,
@@ -272,14 +247,9 @@ async fn a_worker_that_stops_on_its_own_is_an_error() {
         stops_early: true,
         ..Default::default()
     });
-    let err = invoke(
-        &backend,
-        &settings(),
-        &backend.warm,
-        &backend.context(30 * SECOND),
-    )
-    .await
-    .unwrap_err();
+    let err = invoke_within(&backend, &settings(), 30 * SECOND)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("before it was asked to"), "{err}");
 }
 
@@ -297,14 +267,9 @@ async fn an_activity_ignoring_cancellation_is_abandoned_at_the_hard_bound() {
         ignores_shutdown: true,
         ..Default::default()
     });
-    let summary = invoke(
-        &backend,
-        &settings,
-        &backend.warm,
-        &backend.context(60 * SECOND),
-    )
-    .await
-    .unwrap();
+    let summary = invoke_within(&backend, &settings, 60 * SECOND)
+        .await
+        .unwrap();
     assert_eq!(summary.shutdown, "abandoned");
     // Stop requested at 53 s; stop timeout 5 s; 0.5 s grace: returned at 58.5 s.
     assert_eq!(summary.stop_ms, 5500);
@@ -319,14 +284,9 @@ async fn an_activity_ignoring_cancellation_is_abandoned_at_the_hard_bound() {
 async fn too_little_time_fails_at_once_without_connecting() {
     let backend = FakeBackend::new(Script::default());
     // 8 s to the deadline − 7 s buffer = 1 s of work time: refused.
-    let err = invoke(
-        &backend,
-        &settings(),
-        &backend.warm,
-        &backend.context(8 * SECOND),
-    )
-    .await
-    .unwrap_err();
+    let err = invoke_within(&backend, &settings(), 8 * SECOND)
+        .await
+        .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, InvocationError::DeadlineTooClose { .. }));
     assert!(msg.contains("raise the function timeout"), "{msg}");
@@ -351,25 +311,15 @@ async fn little_time_warns_but_works() {
     let logs = LogCapture::start();
     let backend = FakeBackend::new(Script::default());
     // 11 s − 7 s = 4 s of work time: under 5 s.
-    invoke(
-        &backend,
-        &settings(),
-        &backend.warm,
-        &backend.context(11 * SECOND),
-    )
-    .await
-    .unwrap();
+    invoke_within(&backend, &settings(), 11 * SECOND)
+        .await
+        .unwrap();
     assert!(logs.text().contains("little work time"), "{}", logs.text());
     let logs = LogCapture::start();
     let backend = FakeBackend::new(Script::default());
-    invoke(
-        &backend,
-        &settings(),
-        &backend.warm,
-        &backend.context(13 * SECOND),
-    )
-    .await
-    .unwrap();
+    invoke_within(&backend, &settings(), 13 * SECOND)
+        .await
+        .unwrap();
     assert!(!logs.text().contains("little work time"));
 }
 
@@ -393,14 +343,9 @@ async fn identity_comes_from_the_context_unless_the_user_set_one() {
         options.worker.client_identity_override = Some("mine".to_owned());
     });
     let backend = FakeBackend::new(Script::default());
-    let summary = invoke(
-        &backend,
-        &settings,
-        &backend.warm,
-        &backend.context(20 * SECOND),
-    )
-    .await
-    .unwrap();
+    let summary = invoke_within(&backend, &settings, 20 * SECOND)
+        .await
+        .unwrap();
     assert_eq!(summary.identity, "mine");
     assert!(
         backend
@@ -425,14 +370,9 @@ fn idle_settings(idle: Duration) -> Settings {
 #[tokio::test(start_paused = true)]
 async fn without_idle_exit_an_idle_worker_polls_until_the_deadline() {
     let backend = FakeBackend::new(Script::default());
-    let summary = invoke(
-        &backend,
-        &settings(),
-        &backend.warm,
-        &backend.context(60 * SECOND),
-    )
-    .await
-    .unwrap();
+    let summary = invoke_within(&backend, &settings(), 60 * SECOND)
+        .await
+        .unwrap();
     assert_eq!(summary.stopped_by, "deadline");
     assert_eq!(backend.at("stop requested"), 53 * SECOND);
 }
@@ -443,14 +383,9 @@ async fn idle_exit_ends_the_invocation_once_nothing_happened_for_the_period() {
         tasks: vec![(Duration::ZERO, SECOND)],
         ..Default::default()
     });
-    let summary = invoke(
-        &backend,
-        &idle_settings(2 * SECOND),
-        &backend.warm,
-        &backend.context(60 * SECOND),
-    )
-    .await
-    .unwrap();
+    let summary = invoke_within(&backend, &idle_settings(2 * SECOND), 60 * SECOND)
+        .await
+        .unwrap();
     assert_eq!(summary.stopped_by, "idle");
     // One second of work, then two idle seconds.
     assert_eq!(backend.at("stop requested"), 3 * SECOND);
@@ -460,14 +395,9 @@ async fn idle_exit_ends_the_invocation_once_nothing_happened_for_the_period() {
 #[tokio::test(start_paused = true)]
 async fn before_its_first_task_an_idle_exit_waits_longer() {
     let backend = FakeBackend::new(Script::default());
-    let summary = invoke(
-        &backend,
-        &idle_settings(2 * SECOND),
-        &backend.warm,
-        &backend.context(60 * SECOND),
-    )
-    .await
-    .unwrap();
+    let summary = invoke_within(&backend, &idle_settings(2 * SECOND), 60 * SECOND)
+        .await
+        .unwrap();
     assert_eq!(summary.stopped_by, "idle");
     assert_eq!(backend.at("stop requested"), IDLE_EXIT_FIRST_TASK_WAIT);
     // A task at 4 s: from then on, the idle period alone counts.
@@ -475,14 +405,9 @@ async fn before_its_first_task_an_idle_exit_waits_longer() {
         tasks: vec![(4 * SECOND, SECOND)],
         ..Default::default()
     });
-    invoke(
-        &backend,
-        &idle_settings(2 * SECOND),
-        &backend.warm,
-        &backend.context(60 * SECOND),
-    )
-    .await
-    .unwrap();
+    invoke_within(&backend, &idle_settings(2 * SECOND), 60 * SECOND)
+        .await
+        .unwrap();
     assert_eq!(backend.at("stop requested"), 7 * SECOND);
 }
 
@@ -496,14 +421,9 @@ async fn idle_exit_waits_for_a_long_task_and_for_tasks_arriving_in_between() {
         ],
         ..Default::default()
     });
-    let summary = invoke(
-        &backend,
-        &idle_settings(2 * SECOND),
-        &backend.warm,
-        &backend.context(60 * SECOND),
-    )
-    .await
-    .unwrap();
+    let summary = invoke_within(&backend, &idle_settings(2 * SECOND), 60 * SECOND)
+        .await
+        .unwrap();
     assert_eq!(summary.stopped_by, "idle");
     let stopped = backend.at("stop requested");
     // The last task ended at 12.5 s; two idle seconds later (checked every 100 ms).
@@ -521,14 +441,9 @@ async fn the_deadline_still_wins_over_a_busy_worker_with_idle_exit() {
         tasks: busy,
         ..Default::default()
     });
-    let summary = invoke(
-        &backend,
-        &idle_settings(2 * SECOND),
-        &backend.warm,
-        &backend.context(30 * SECOND),
-    )
-    .await
-    .unwrap();
+    let summary = invoke_within(&backend, &idle_settings(2 * SECOND), 30 * SECOND)
+        .await
+        .unwrap();
     assert_eq!(summary.stopped_by, "deadline");
     assert_eq!(backend.at("stop requested"), 23 * SECOND);
 }
@@ -545,21 +460,9 @@ async fn two_invocations(
     backend: &FakeBackend,
     settings: &Settings,
 ) -> (Summary, Summary, Vec<String>) {
-    let first = invoke(
-        backend,
-        settings,
-        &backend.warm,
-        &backend.context(20 * SECOND),
-    )
-    .await;
+    let first = invoke_within(backend, settings, 20 * SECOND).await;
     let before = backend.names().len();
-    let second = invoke(
-        backend,
-        settings,
-        &backend.warm,
-        &backend.context(20 * SECOND),
-    )
-    .await;
+    let second = invoke_within(backend, settings, 20 * SECOND).await;
     (
         first.unwrap(),
         second.unwrap(),
@@ -603,23 +506,13 @@ async fn a_kept_connection_that_does_not_answer_costs_at_most_the_check_timeout(
         ..Default::default()
     });
     let settings = settings();
-    invoke(
-        &backend,
-        &settings,
-        &backend.warm,
-        &backend.context(20 * SECOND),
-    )
-    .await
-    .unwrap();
+    invoke_within(&backend, &settings, 20 * SECOND)
+        .await
+        .unwrap();
     let second_started = backend.elapsed();
-    let summary = invoke(
-        &backend,
-        &settings,
-        &backend.warm,
-        &backend.context(20 * SECOND),
-    )
-    .await
-    .unwrap();
+    let summary = invoke_within(&backend, &settings, 20 * SECOND)
+        .await
+        .unwrap();
     assert_eq!(summary.connection, "new");
     let reconnected = backend
         .events
