@@ -261,7 +261,12 @@ impl Function {
             }
             Ending::Answered(Answer::Error { error_type, body }) => {
                 record.outcome = Outcome::Error;
-                record.error_message = Some(String::from_utf8_lossy(&body).into_owned());
+                // The function's `errorMessage`, or its whole body when it sent another shape.
+                let message = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("errorMessage")?.as_str().map(str::to_owned));
+                record.error_message =
+                    Some(message.unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned()));
                 record.error_type = Some(error_type);
                 Reply::FunctionError(body)
             }
