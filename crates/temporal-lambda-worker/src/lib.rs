@@ -30,6 +30,10 @@
 //! - Deadlines: polling stops at `deadline - shutdown_deadline_buffer`; the worker then drains
 //!   for at most its stop timeout, and a hard bound returns the invocation before its deadline
 //!   even when an activity ignores cancellation. Shutdown hooks run last.
+//! - Warm invocations keep the connection (checked before each reuse); SIGTERM stops an
+//!   invocation in progress within Lambda's 500 ms; an idle exit can end an invocation early.
+//!   `TEMPORAL_LAMBDA_*` variables ([`SHUTDOWN_BUFFER_VAR`], [`STOP_TIMEOUT_VAR`],
+//!   [`IDLE_EXIT_VAR`], [`REUSE_CONNECTION_VAR`]) tune these without a rebuild.
 //! - [`LambdaWorker`] is the handler as a `tower::Service`, for layers and tests.
 //!
 //! # Dependencies of a worker crate

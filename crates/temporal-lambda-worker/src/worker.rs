@@ -32,9 +32,10 @@ use crate::{
 /// Runs a Temporal Worker on AWS Lambda: the whole program of a Lambda `bootstrap`.
 ///
 /// At cold start it loads the client configuration (`temporal.toml`, environment), fills
-/// [`Options`] with the Lambda defaults, calls `configure` once, checks the result, then serves
-/// invocations until the Lambda runtime ends. Each invocation connects, runs a fresh worker until
-/// `deadline - shutdown_deadline_buffer`, stops it and runs the shutdown hooks.
+/// [`Options`] with the Lambda defaults and the `TEMPORAL_LAMBDA_*` variables, calls `configure`
+/// once, checks the result, then serves invocations until the Lambda runtime ends. Each
+/// invocation connects (or reuses the previous invocation's connection), runs a fresh worker
+/// until `deadline - shutdown_deadline_buffer`, stops it and runs the shutdown hooks.
 ///
 /// A setup error (no task queue, incomplete version, bad config file, not inside Lambda...) is
 /// printed to stderr as one line and the process exits with status 1, before any invocation.
@@ -73,8 +74,9 @@ where
 /// Build it with [`LambdaWorker::new`] to add `tower` layers, drive invocations in tests, or run
 /// the Lambda runtime yourself; [`LambdaWorker::serve`] runs it as [`run_worker`] does.
 /// Each call serves one invocation and responds with a small JSON summary: `identity`,
-/// `shutdown` (`graceful` or `abandoned`), `stop_ms`, and `workflow_tasks` / `activity_tasks`,
-/// the tasks it processed. The event payload is not used.
+/// `stopped_by` (`deadline`, `idle` or `sigterm`), `connection` (`new` or `reused`), `shutdown`
+/// (`graceful` or `abandoned`), `stop_ms`, and `workflow_tasks` / `activity_tasks`, the tasks it
+/// processed. The event payload is not used.
 ///
 /// Invocations must not overlap (Lambda never overlaps them in one execution environment).
 #[derive(Clone)]
