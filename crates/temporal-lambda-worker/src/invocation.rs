@@ -34,8 +34,6 @@ const HARD_STOP_GRACE: Duration = Duration::from_millis(500);
 /// the server has only just seen can take a second or more to be matched, and an invocation that
 /// leaves before its task arrives may not be replaced for minutes.
 pub const IDLE_EXIT_FIRST_TASK_WAIT: Duration = Duration::from_secs(5);
-/// How often a busy worker is checked for having become idle.
-const IDLE_CHECK_WHILE_BUSY: Duration = Duration::from_millis(100);
 /// Kept free before the deadline so the response reaches Lambda in time.
 const RETURN_MARGIN: Duration = Duration::from_millis(250);
 /// How long a kept connection may take to answer its check before a new one is made.
@@ -83,6 +81,9 @@ pub(crate) struct Summary {
     pub(crate) stopped_by: &'static str,
     /// `new` for a connection made by this invocation, `reused` for the previous one's.
     pub(crate) connection: &'static str,
+    /// Time from the invocation's start until its worker began polling: getting the
+    /// connection (made, or kept and checked) and creating the worker.
+    pub(crate) ready_ms: u64,
     /// Time from asking the worker to stop until it stopped or was abandoned.
     pub(crate) stop_ms: u64,
     /// Workflow tasks (activations with work) this invocation processed.
@@ -122,6 +123,7 @@ pub(crate) async fn invoke<B: Backend>(
             Ok(summary) => info!(
                 stopped_by = summary.stopped_by,
                 connection = summary.connection,
+                ready_ms = summary.ready_ms,
                 shutdown = summary.shutdown,
                 stop_ms = summary.stop_ms,
                 workflow_tasks = summary.workflow_tasks,
@@ -143,6 +145,7 @@ async fn work<B: Backend>(
     deadline: Instant,
     identity: String,
 ) -> Result<Summary, InvocationError> {
+    let started = Instant::now();
     let buffer = settings.shutdown_deadline_buffer;
     let stop_polling = earlier(deadline, buffer);
     // A kept connection is given back only after a clean stop (below); any error drops it.
@@ -155,6 +158,7 @@ async fn work<B: Backend>(
     let mut worker = backend.create_worker(client.clone(), options)?;
     let tasks = worker.tasks();
     let shutdown = worker.shutdown_handle();
+    let ready_ms = started.elapsed().as_millis() as u64;
     let run = worker.run();
     tokio::pin!(run);
     let stopped_by = tokio::select! {
@@ -203,6 +207,7 @@ async fn work<B: Backend>(
         identity,
         stopped_by,
         connection,
+        ready_ms,
         shutdown,
         stop_ms: stop_started.elapsed().as_millis() as u64,
         workflow_tasks: tasks.workflow_tasks(),
@@ -269,7 +274,10 @@ async fn idle(tasks: &TaskCount, period: Option<Duration>) {
     let Some(period) = period else {
         return std::future::pending().await;
     };
+    let mut changes = tasks.changes();
     loop {
+        // Marked seen before reading, so a change from here on wakes the wait below.
+        changes.borrow_and_update();
         let required = if tasks.workflow_tasks() + tasks.activity_tasks() == 0 {
             period.max(IDLE_EXIT_FIRST_TASK_WAIT)
         } else {
@@ -277,11 +285,17 @@ async fn idle(tasks: &TaskCount, period: Option<Duration>) {
         };
         let wait = match tasks.idle_for() {
             Some(idle_for) if idle_for >= required => return,
-            Some(idle_for) => required - idle_for,
-            // Something is in flight: look again soon after it may have finished.
-            None => period.min(IDLE_CHECK_WHILE_BUSY),
+            Some(idle_for) => Some(required - idle_for),
+            // Something is in flight: only a change can make the worker idle.
+            None => None,
         };
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
+            changed = changes.changed() => if changed.is_err() {
+                // The count outlives this wait (the caller holds it); never here.
+                std::future::pending::<()>().await;
+            },
+        }
     }
 }
 

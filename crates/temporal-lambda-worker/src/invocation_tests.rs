@@ -485,6 +485,18 @@ async fn a_kept_connection_is_checked_then_reused() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn ready_ms_is_the_time_to_get_a_connection_before_polling() {
+    let backend = FakeBackend::new(Script {
+        connect_delay: Duration::from_millis(300),
+        check_delay: Duration::from_millis(20),
+        ..Default::default()
+    });
+    let (first, second, _) = two_invocations(&backend, &settings()).await;
+    assert_eq!((first.connection, first.ready_ms), ("new", 300));
+    assert_eq!((second.connection, second.ready_ms), ("reused", 20));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_kept_connection_that_fails_its_check_is_replaced() {
     let backend = FakeBackend::new(Script {
         check_error: Some("transport error".to_owned()),

@@ -5,7 +5,7 @@
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
@@ -22,7 +22,7 @@ use temporalio_sdk::{
         WorkerInterceptor,
     },
 };
-use tokio::time::Instant;
+use tokio::{sync::watch, time::Instant};
 
 /// Tasks seen by one invocation's worker.
 #[derive(Debug)]
@@ -30,7 +30,8 @@ pub(crate) struct TaskCount {
     workflow_tasks: AtomicU64,
     activity_tasks: AtomicU64,
     in_flight: AtomicI64,
-    last_change: Mutex<Instant>,
+    /// When a task last started or finished; watchers wake on every change.
+    last_change: watch::Sender<Instant>,
 }
 
 impl Default for TaskCount {
@@ -39,7 +40,7 @@ impl Default for TaskCount {
             workflow_tasks: AtomicU64::default(),
             activity_tasks: AtomicU64::default(),
             in_flight: AtomicI64::default(),
-            last_change: Mutex::new(Instant::now()),
+            last_change: watch::Sender::new(Instant::now()),
         }
     }
 }
@@ -80,7 +81,12 @@ impl TaskCount {
     }
 
     fn touch(&self) {
-        *self.last_change.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.last_change.send_replace(Instant::now());
+    }
+
+    /// A receiver that sees every start and finish of a task from now on.
+    pub(crate) fn changes(&self) -> watch::Receiver<Instant> {
+        self.last_change.subscribe()
     }
 
     /// How long nothing has been in flight; `None` while something is.
@@ -88,12 +94,7 @@ impl TaskCount {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return None;
         }
-        Some(
-            self.last_change
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .elapsed(),
-        )
+        Some(self.last_change.borrow().elapsed())
     }
 
     /// Workflow activations that carried work (cache evictions are not tasks).

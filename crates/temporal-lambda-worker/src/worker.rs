@@ -74,9 +74,9 @@ where
 /// Build it with [`LambdaWorker::new`] to add `tower` layers, drive invocations in tests, or run
 /// the Lambda runtime yourself; [`LambdaWorker::serve`] runs it as [`run_worker`] does.
 /// Each call serves one invocation and responds with a small JSON summary: `identity`,
-/// `stopped_by` (`deadline`, `idle` or `sigterm`), `connection` (`new` or `reused`), `shutdown`
-/// (`graceful` or `abandoned`), `stop_ms`, and `workflow_tasks` / `activity_tasks`, the tasks it
-/// processed. The event payload is not used.
+/// `stopped_by` (`deadline`, `idle` or `sigterm`), `connection` (`new` or `reused`), `ready_ms`
+/// (time until its worker polled), `shutdown` (`graceful` or `abandoned`), `stop_ms`, and
+/// `workflow_tasks` / `activity_tasks`, the tasks it processed. The event payload is not used.
 ///
 /// Invocations must not overlap (Lambda never overlaps them in one execution environment).
 #[derive(Clone)]
