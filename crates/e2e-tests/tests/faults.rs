@@ -1,28 +1,36 @@
 //! Faults, end to end with no shortcut invokes: the real dev server's Worker Controller invokes
 //! the real `test-worker` bootstrap in lambda-local, and something goes wrong on the way: the
 //! Temporal server dies mid-invocation and comes back, activities panic, ignore cancellation or
-//! block a thread, the function points at an address where nothing listens.
+//! block a thread, the function points at an address where nothing listens; and a soak that
+//! rotates faults under a steady stream of work for `SOAK_SECS` (60 s in `cargo test`).
 //!
 //! (The environment killed at the timeout with an activity in flight is in
 //! `worker_controller.rs`.)
 
 use std::{
+    collections::HashSet,
     net::TcpListener,
     path::PathBuf,
-    sync::OnceLock,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 mod common;
 
 use common::{History, assert_within_deadlines, wait_until};
-use e2e_tests::{MisbehavingWorkflow, PANIC_MESSAGE, StepsWorkflow};
+use e2e_tests::{MisbehavingWorkflow, OutlivesTimeoutWorkflow, PANIC_MESSAGE, StepsWorkflow};
 use greeting::GreetingWorkflow;
 use lambda_local::{
     InvocationRecord, Outcome,
     temporal::{DevServer, DevServerOptions},
 };
-use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
+use temporalio_client::{
+    WorkflowGetResultOptions, WorkflowIdReusePolicy, WorkflowStartOptions,
+    errors::WorkflowStartError,
+};
 use temporalio_common::protos::temporal::api::enums::v1::EventType;
 
 type Fixture = common::Shared;
@@ -71,6 +79,37 @@ impl Fixture {
             common::attach_current(server, &arn, &name, &role).await;
             format!("{name}-tq")
         })
+    }
+}
+
+impl Fixture {
+    /// A dev server of its own with its state in a SQLite file, so it can be killed and come
+    /// back with every workflow and task ([`DevServer::restart`]), and function `name` deployed
+    /// on it as [`Fixture::deploy`] does. The file goes when the returned guard drops.
+    fn deploy_restartable(
+        &'static self,
+        name: &str,
+        timeout: Duration,
+        concurrency: u32,
+        env: &[(&str, &str)],
+    ) -> (DevServer, RemoveOnDrop) {
+        let db_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{name}-{}.sqlite", std::process::id()));
+        let _ = std::fs::remove_file(&db_file);
+        let state = RemoveOnDrop(db_file.clone());
+        let (cli, aws) = (self.cli.clone(), self.lambda.aws_client_environment());
+        let options = DevServerOptions {
+            db_file: Some(db_file),
+        };
+        let server =
+            self.run(async move { DevServer::start_with(&cli, &aws, options).await.unwrap() });
+        let arn = self.add_function(name, &server.address, timeout, concurrency, env);
+        let (name, role) = (name.to_owned(), self.role.clone());
+        let server = self.run(async move {
+            common::attach_current(&server, &arn, &name, &role).await;
+            server
+        });
+        (server, state)
     }
 }
 
@@ -156,24 +195,8 @@ fn the_server_killed_mid_invocation_and_restarted_loses_no_workflow_and_no_invoc
     const NAME: &str = "restart-faults";
     const TIMEOUT: Duration = Duration::from_secs(15);
     let fixture = fixture();
-    // A server of its own, state in a SQLite file, so it can die and come back with it.
-    let db_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("restart-faults-{}.sqlite", std::process::id()));
-    let _ = std::fs::remove_file(&db_file);
-    let _remove = RemoveOnDrop(db_file.clone());
-    let (cli, aws) = (fixture.cli.clone(), fixture.lambda.aws_client_environment());
-    let options = DevServerOptions {
-        db_file: Some(db_file.clone()),
-    };
-    let mut server =
-        fixture.run(async move { DevServer::start_with(&cli, &aws, options).await.unwrap() });
+    let (mut server, _state) = fixture.deploy_restartable(NAME, TIMEOUT, 2, &[]);
     let address = server.address.clone();
-    let arn = fixture.add_function(NAME, &address, TIMEOUT, 2, &[]);
-    let role = fixture.role.clone();
-    server = fixture.run(async move {
-        common::attach_current(&server, &arn, NAME, &role).await;
-        server
-    });
     let task_queue = format!("{NAME}-tq");
     let ids = |wave: &str, n: usize| -> Vec<String> {
         (0..n).map(|i| format!("{NAME}-{wave}-{i}")).collect()
@@ -567,4 +590,262 @@ fn an_unreachable_server_is_a_clear_error_naming_the_address_well_within_the_bud
             .any(|r| r.outcome == Outcome::Success && r.activity_tasks.unwrap_or(0) > 0),
         "{after_fix:?}"
     );
+}
+
+/// How long the soak injects faults: `SOAK_SECS` seconds, 60 unless set (what `cargo test`
+/// and CI run); `scripts/soak` runs it for 15 minutes.
+fn soak_duration() -> Duration {
+    match std::env::var("SOAK_SECS") {
+        Ok(secs) => Duration::from_secs(
+            secs.parse()
+                .unwrap_or_else(|_| panic!("SOAK_SECS={secs}: give a number of seconds")),
+        ),
+        Err(_) => Duration::from_secs(60),
+    }
+}
+
+/// The faults the soak injects, one after another in this order, with work flowing in between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// The server is killed (SIGKILL) and comes back 3 s later with its state.
+    ServerRestart,
+    /// Lambda's shutdown phase for every environment, busy or frozen: SIGTERM, SIGKILL 500 ms
+    /// later.
+    Sigterm,
+    /// An activity blocks the only thread of its environment, which is killed at the timeout.
+    /// (The next [`Fault::Sigterm`] comes over 15 s later, once that kill is done.)
+    KilledAtTimeout,
+    /// No work arrives for 50 s, longer than the client's keepalive interval plus its
+    /// timeout, while environments sit frozen on idle connections (soaks of 5 minutes or more).
+    QuietGap,
+}
+
+/// Time between one fault and the next, for work to flow.
+const SOAK_CALM: Duration = Duration::from_secs(8);
+/// Time between two workflow starts of the soak's steady stream.
+const SOAK_SPACING: Duration = Duration::from_millis(400);
+
+/// The soak's steady stream of workflows.
+#[derive(Default)]
+struct Arrivals {
+    /// The ids of the workflows started so far.
+    started: std::sync::Mutex<Vec<String>>,
+    paused: AtomicBool,
+    stopped: AtomicBool,
+}
+
+impl Arrivals {
+    fn started(&self) -> Vec<String> {
+        self.started.lock().unwrap().clone()
+    }
+
+    /// Starts a [`StepsWorkflow`] of three 200 ms steps every [`SOAK_SPACING`] until stopped,
+    /// retrying each start while the server is away, as a client with production traffic
+    /// would. Each id is used once (a start whose reply was lost shows as already started).
+    async fn run(self: Arc<Self>, address: String, task_queue: String, prefix: String) {
+        let client = common::client(&address).await;
+        let mut next = 0;
+        while !self.stopped.load(Ordering::SeqCst) {
+            tokio::time::sleep(SOAK_SPACING).await;
+            if self.paused.load(Ordering::SeqCst) {
+                continue;
+            }
+            let id = format!("{prefix}-{next}");
+            next += 1;
+            let options = WorkflowStartOptions::new(task_queue.clone(), id.clone())
+                .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+                .build();
+            loop {
+                match client
+                    .start_workflow(StepsWorkflow::run, (3, 200), options.clone())
+                    .await
+                {
+                    Ok(_) | Err(WorkflowStartError::AlreadyStarted { .. }) => break,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                }
+            }
+            self.started.lock().unwrap().push(id);
+        }
+    }
+}
+
+#[test]
+fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_deadline() {
+    const NAME: &str = "soak-faults";
+    const TIMEOUT: Duration = Duration::from_secs(15);
+    let duration = soak_duration();
+    let fixture = fixture();
+    // The default single-threaded runtime, so a blocking activity really blocks its worker.
+    let (mut server, _state) = fixture.deploy_restartable(NAME, TIMEOUT, 4, &[]);
+    let address = server.address.clone();
+    let task_queue = format!("{NAME}-tq");
+    let arrivals = Arc::new(Arrivals::default());
+    let stream = fixture.runtime.spawn(Arc::clone(&arrivals).run(
+        address.clone(),
+        task_queue.clone(),
+        NAME.to_owned(),
+    ));
+
+    let mut rotation = vec![Fault::ServerRestart, Fault::Sigterm, Fault::KilledAtTimeout];
+    if duration >= Duration::from_secs(300) {
+        rotation.push(Fault::QuietGap);
+    }
+    let mut injected = Vec::new();
+    let mut outages = Vec::new();
+    let mut blockers = Vec::new();
+    let mut retired = 0;
+    let soak_started = Instant::now();
+    while soak_started.elapsed() < duration {
+        std::thread::sleep(SOAK_CALM);
+        let fault = rotation[injected.len() % rotation.len()];
+        eprintln!("soak {:>4} s: {fault:?}", soak_started.elapsed().as_secs());
+        match fault {
+            Fault::ServerRestart => {
+                let down = epoch_ms();
+                server = fixture.run(async move {
+                    server.kill().await;
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    server.restart().await.unwrap();
+                    server
+                });
+                outages.push((down, epoch_ms()));
+            }
+            Fault::Sigterm => {
+                let retirements =
+                    fixture.run(async move { fixture.lambda.retire_environments(NAME).await });
+                // Each one answered its invocation and exited inside Lambda's 500 ms.
+                assert!(
+                    retirements.iter().all(|r| r.exited_after.is_some()),
+                    "killed at the limit: {retirements:?}"
+                );
+                retired += retirements.len();
+            }
+            Fault::KilledAtTimeout => {
+                let id = format!("{NAME}-blocker-{}", blockers.len());
+                blockers.push(id.clone());
+                let (address, task_queue) = (address.clone(), task_queue.clone());
+                fixture.run(async move {
+                    common::client(&address)
+                        .await
+                        .start_workflow(
+                            OutlivesTimeoutWorkflow::run,
+                            (),
+                            WorkflowStartOptions::new(task_queue, id).build(),
+                        )
+                        .await
+                        .unwrap();
+                });
+            }
+            Fault::QuietGap => {
+                arrivals.paused.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_secs(50));
+                arrivals.paused.store(false, Ordering::SeqCst);
+            }
+        }
+        injected.push(fault);
+    }
+    let faults_ended = Instant::now();
+
+    // Work keeps arriving until everything started during the faults has completed (retried
+    // activities wait for an invocation, which new work brings); then the stream stops and
+    // its last workflows complete too.
+    let during = arrivals.started();
+    let patience = Duration::from_secs(180);
+    let steps = fixture.run(steps_outcomes(address.clone(), during.clone(), patience));
+    let blocked_attempts: Vec<u32> = fixture.run({
+        let (address, ids) = (address.clone(), blockers.clone());
+        async move {
+            let client = common::client(&address).await;
+            let mut attempts = Vec::new();
+            for id in ids {
+                let handle = client.get_workflow_handle::<OutlivesTimeoutWorkflow>(id.clone());
+                let result = handle.get_result(WorkflowGetResultOptions::default());
+                let attempt = tokio::time::timeout(patience, result)
+                    .await
+                    .unwrap_or_else(|_| panic!("{id} completed within {patience:?}"))
+                    .unwrap();
+                History::fetch(&client, &id).await.assert_completed_once(1);
+                attempts.push(attempt);
+            }
+            attempts
+        }
+    });
+    arrivals.stopped.store(true, Ordering::SeqCst);
+    fixture.run(async move { stream.await.unwrap() });
+    let last = arrivals.started().split_off(during.len());
+    let last_steps = fixture.run(steps_outcomes(address.clone(), last.clone(), patience));
+    let drained_after = faults_ended.elapsed();
+    wait_until("the invocations ended", Duration::from_secs(90), || {
+        fixture.lambda.in_flight(NAME) == 0
+    });
+
+    // Nothing lost, nothing done twice: every workflow returned 1 + 2 + 3 and its history shows
+    // one completion, each step scheduled and completed exactly once.
+    assert_three_steps_each(&steps);
+    assert_three_steps_each(&last_steps);
+    // The blocking first attempt never finished; a retry did.
+    assert!(
+        blocked_attempts.iter().all(|&a| a >= 2),
+        "{blocked_attempts:?}"
+    );
+
+    let records = fixture.records(NAME);
+    let count = |outcome: Outcome| records.iter().filter(|r| r.outcome == outcome).count();
+    let in_outage = |r: &InvocationRecord| {
+        outages
+            .iter()
+            .any(|&(down, up)| r.started_at_ms <= up && down <= r.ended_at_ms)
+    };
+    for r in &records {
+        match r.outcome {
+            // Only the environments an injected blocking activity held were killed.
+            Outcome::Timeout => {}
+            Outcome::Success => assert!(r.ended_at_ms <= r.deadline_ms, "overran: {r:?}"),
+            // An invocation may fail while the server is away, in time and saying where.
+            Outcome::Error => {
+                assert!(in_outage(r), "failed with the server up: {r:?}");
+                assert!(r.ended_at_ms <= r.deadline_ms, "overran: {r:?}");
+                let message = r.error_message.as_deref().unwrap_or_default();
+                assert!(message.contains(&address), "a clear error: {r:?}");
+            }
+            Outcome::Crashed | Outcome::InitError => panic!("the process died: {r:?}"),
+        }
+    }
+    assert!(count(Outcome::Timeout) <= blockers.len(), "{records:?}");
+    if !blockers.is_empty() {
+        assert!(
+            count(Outcome::Timeout) >= 1,
+            "a blocker was killed: {records:?}"
+        );
+    }
+    if injected.contains(&Fault::Sigterm) {
+        assert!(
+            records
+                .iter()
+                .any(|r| response(r, "stopped_by") == "sigterm"),
+            "an invocation was stopped by SIGTERM: {records:?}"
+        );
+    }
+    let environments: HashSet<u32> = records.iter().map(|r| r.environment).collect();
+    let of = |fault: Fault| injected.iter().filter(|&&f| f == fault).count();
+    eprintln!(
+        "soak: {} s of faults: {} server restarts, {} SIGTERM rounds ({retired} environments \
+         retired), {} activities blocking until the timeout kill, {} quiet gaps; {} workflows \
+         completed exactly once, the last {} s after the last fault; {} invocations in {} \
+         environments: {} succeeded, {} failed while the server was away, {} killed at the \
+         timeout",
+        duration.as_secs(),
+        of(Fault::ServerRestart),
+        of(Fault::Sigterm),
+        of(Fault::KilledAtTimeout),
+        of(Fault::QuietGap),
+        steps.len() + last_steps.len() + blockers.len(),
+        drained_after.as_secs(),
+        records.len(),
+        environments.len(),
+        count(Outcome::Success),
+        count(Outcome::Error),
+        count(Outcome::Timeout),
+    );
+    fixture.run(async move { server.stop().await });
 }
