@@ -104,6 +104,47 @@ def burst_rows(summaries, concurrencies):
     return rows
 
 
+def follow_up_rows(summaries, go):
+    go_gbs = median((go or {}).get("follow_up", {}).get("gbs", []))
+    rows = []
+    for s in summaries:
+        f = s["follow_up"]
+        if not f["pairs"] and not f["errors"]:
+            continue
+        rows.append(
+            [
+                f"**{s['name']}**",
+                f["pairs"],
+                fmt_spread(f["billed_ms"]),
+                fmt_spread(f["gbs"], 3),
+                fmt_ratio(ratio(median(f["gbs"]), go_gbs)),
+                fmt_spread(f["first_e2e_ms"]),
+                fmt_spread(f["second_e2e_ms"]),
+                fmt_spread(f["invocations"]),
+                "; ".join(f["errors"])[:200],
+            ]
+        )
+    return rows
+
+
+def startup_rows(summaries):
+    rows = []
+    for s in summaries:
+        if not s["ready_new_ms"] and not s["ready_reused_ms"]:
+            continue  # a peer: it does not report its phases
+        rows.append(
+            [
+                f"**{s['name']}**",
+                fmt_spread(s["init_ms"], 1),
+                f"{fmt_spread(s['ready_new_ms'])}, n={len(s['ready_new_ms'])}",
+                f"{fmt_spread(s['ready_reused_ms'])}, n={len(s['ready_reused_ms'])}",
+                fmt_spread(s["first_task_cold_ms"]),
+                fmt_spread(s["first_task_warm_ms"]),
+            ]
+        )
+    return rows
+
+
 def precision_rows(summaries):
     rows = []
     for s in summaries:
@@ -225,11 +266,69 @@ def render(results, summaries, machine_info, plot_link, log):
         )
     )
     out.append("")
+    startup = startup_rows(summaries)
+    if startup:
+        out.append("## Our start-up path\n")
+        out.append(
+            "Our worker reports, in each invocation's response, how long it took from the "
+            "invocation's start until its worker polled (`ready_ms`): getting a connection "
+            "(made afresh, or kept from the previous invocation and checked with one "
+            "`GetSystemInfo`) and creating the worker. Over every successful invocation of the "
+            "run, median (min–max) in ms, and how many invocations; *init* and *invoke → "
+            "first task* are as above.\n"
+        )
+        out.append(
+            table(
+                [
+                    "implementation",
+                    "init",
+                    "ready, new connection",
+                    "ready, reused connection",
+                    "invoke → first task, cold",
+                    "invoke → first task, warm",
+                ],
+                startup,
+            )
+        )
+        out.append("")
+    follow = plan.get("follow_up")
+    if follow and follow["implementations"]:
+        out.append("## Idle exit: two workflows a few seconds apart\n")
+        out.append(
+            f"Function timeout {follow['timeout_secs']} s (so "
+            f"{follow['timeout_secs'] - 7} s of polling per invocation with the 7 s buffer); "
+            "per pair, the function is scaled to zero, one workflow runs (cold), and "
+            f"{follow['gap_ms'] / 1000:g} s after its result a second one is started. "
+            f"{follow['rounds']} pairs each; cells are the median (min–max). Billed time and "
+            "GB-s cover every invocation the pair caused until the function was idle again. "
+            "A worker that polls until the deadline serves both workflows in one invocation "
+            "and bills its whole window; one with an idle exit bills its work plus the idle "
+            "period, and the second workflow waits for a new (warm) invocation.\n"
+        )
+        out.append(
+            table(
+                [
+                    "implementation",
+                    "pairs",
+                    "billed ms per pair",
+                    "GB-s per pair",
+                    "GB-s ratio to Go",
+                    "first workflow e2e (ms)",
+                    "second workflow e2e (ms)",
+                    "invocations per pair",
+                    "errors",
+                ],
+                follow_up_rows(summaries, go),
+            )
+        )
+        out.append("")
     out.append("## Shutdown precision\n")
     out.append(
         "Over every successful invocation of the run: when the response reached the Runtime "
-        "API, relative to (deadline − 7 s buffer), in ms. Every package polls until that moment "
-        "and then stops its worker, so 0 is perfect and the buffer leaves 7000 ms of margin. "
+        "API, relative to (deadline − 7 s buffer), in ms, leaving out those an idle exit "
+        "ended early (they stopped before that moment by design). Every package polls until "
+        "that moment and then stops its worker, so 0 is perfect and the buffer leaves 7000 ms "
+        "of margin. "
         "*Overran*: invocations that answered after the deadline or were killed at it.\n"
     )
     out.append(

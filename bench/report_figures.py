@@ -102,10 +102,12 @@ def summarize(m, burst_size):
     for b in m["bursts"]:
         if b["workflows"] == burst_size:
             bursts.setdefault(b["concurrency"], []).append(b)
-    # Shutdown precision: how long after (deadline - buffer) each invocation's response came.
+    # Shutdown precision: how long after (deadline - buffer) each invocation's response came,
+    # for the invocations that polled until then (not those an idle exit ended early).
     lateness = [
         r["started_at_ms"] + r["duration_ms"] - (r["deadline_ms"] - BUFFER_MS)
         for r in ok
+        if stopped_by(r) != "idle"
     ]
     overran = [
         r
@@ -141,6 +143,26 @@ def summarize(m, burst_size):
         "failed_invocations": len(records) - len(ok),
         "bursts": {},
     }
+    pairs = [f for f in m.get("follow_ups", []) if not f["error"]]
+    s["follow_up"] = {
+        "pairs": len(pairs),
+        "errors": sorted({f["error"] for f in m.get("follow_ups", []) if f["error"]}),
+        "billed_ms": [f["billed_ms"] for f in pairs],
+        "gbs": [gb_seconds(f["billed_ms"], memory) for f in pairs],
+        "first_e2e_ms": [f["first_e2e_ms"] for f in pairs],
+        "second_e2e_ms": [f["second_e2e_ms"] for f in pairs],
+        "invocations": [f["invocations"] for f in pairs],
+    }
+    s["stopped_by_idle"] = sum(1 for r in ok if stopped_by(r) == "idle")
+    # Ours says how long each invocation took to start polling, by kind of connection.
+    for kind in ("new", "reused"):
+        s[f"ready_{kind}_ms"] = [
+            r["response"]["ready_ms"]
+            for r in ok
+            if isinstance(r.get("response"), dict)
+            and r["response"].get("connection") == kind
+            and "ready_ms" in r["response"]
+        ]
     for c, runs in sorted(bursts.items()):
         per_wf = [
             (b["billed_ms"] / b["completed"]) if b["completed"] else None for b in runs
@@ -164,6 +186,13 @@ def summarize(m, burst_size):
             "drained": all(b["drained"] for b in runs),
         }
     return s
+
+
+def stopped_by(record):
+    """What ended an invocation of ours (`deadline`, `idle`, `sigterm`), from its response;
+    None for the peers, which do not say."""
+    response = record.get("response")
+    return response.get("stopped_by") if isinstance(response, dict) else None
 
 
 # ---------------------------------------------------------------- machine

@@ -28,6 +28,9 @@ def plot(summaries, concurrencies, path):
     panels.append(
         ("shutdown lateness p95 (ms)", [percentile(s["lateness_ms"], 95) for s in summaries])
     )
+    panels.append(
+        ("GB-s, follow-up pair (idle exit)", [median(s["follow_up"]["gbs"]) for s in summaries])
+    )
     for c in concurrencies:
         panels.append(
             (f"workflows/s, concurrency {c}", [s["bursts"].get(c, {}).get("throughput") for s in summaries])

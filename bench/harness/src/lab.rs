@@ -95,13 +95,23 @@ impl Lab {
         format!("bench-{}", implementation.name)
     }
 
-    fn function(&self, implementation: &Implementation, concurrency: u32) -> FunctionConfig {
+    /// The run's function timeout, in seconds.
+    pub fn timeout_secs(&self) -> u64 {
+        self.settings.timeout_secs
+    }
+
+    fn function(
+        &self,
+        implementation: &Implementation,
+        concurrency: u32,
+        timeout_secs: u64,
+    ) -> FunctionConfig {
         let mut function = FunctionConfig::new(
             implementation.name.clone(),
             implementation.command.clone(),
             implementation.package.clone(),
         );
-        function.timeout = Duration::from_secs(self.settings.timeout_secs);
+        function.timeout = Duration::from_secs(timeout_secs);
         function.memory_mb = self.settings.memory_mb;
         function.concurrency = concurrency;
         let deployment = format!("bench-{}", implementation.name);
@@ -123,7 +133,7 @@ impl Lab {
     /// `create-version` (it registers the task queue).
     pub async fn deploy(&self, implementation: &Implementation) -> Result<(), String> {
         self.lambda
-            .add_function(self.function(implementation, 1))
+            .add_function(self.function(implementation, 1, self.settings.timeout_secs))
             .map_err(|e| e.to_string())?;
         let arn = self
             .lambda
@@ -162,11 +172,17 @@ impl Lab {
         }
     }
 
-    /// Replaces the function with a fresh copy (same name, version and ARN): its warm
-    /// environments are killed, so the next invocation is a cold start.
-    pub fn reset(&self, implementation: &Implementation, concurrency: u32) -> Result<(), String> {
+    /// Replaces the function with a fresh copy (same name, version and ARN) with this
+    /// concurrency and timeout: its warm environments are killed, so the next invocation is a
+    /// cold start.
+    pub fn reset(
+        &self,
+        implementation: &Implementation,
+        concurrency: u32,
+        timeout_secs: u64,
+    ) -> Result<(), String> {
         self.lambda
-            .add_function(self.function(implementation, concurrency))
+            .add_function(self.function(implementation, concurrency, timeout_secs))
             .map(drop)
             .map_err(|e| e.to_string())
     }

@@ -17,7 +17,7 @@ use clap::Parser;
 use implementations::{Implementation, Interpreters};
 use lab::{FunctionSettings, Lab};
 use lambda_local::InvocationRecord;
-use scenarios::{Burst, Patience, Single};
+use scenarios::{Burst, FollowUp, Patience, Single};
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -61,6 +61,19 @@ struct Args {
     /// Function timeout in seconds (every package's shutdown buffer is 7 s).
     #[arg(long, default_value_t = 10)]
     timeout_secs: u64,
+    /// Implementations of the follow-up scenario (two workflows a gap apart, at a longer
+    /// timeout: what the idle exit saves and costs); default: rust, its variants and go.
+    #[arg(long, value_delimiter = ',')]
+    follow_up: Vec<String>,
+    /// Follow-up pairs per implementation.
+    #[arg(long)]
+    follow_up_rounds: Option<usize>,
+    /// Function timeout of the follow-up scenario, in seconds.
+    #[arg(long)]
+    follow_up_timeout_secs: Option<u64>,
+    /// Time between the first workflow's result and the second's start.
+    #[arg(long, default_value_t = 3000)]
+    follow_up_gap_ms: u64,
 }
 
 /// The counts of one run.
@@ -72,10 +85,20 @@ struct Plan {
     precision_target: usize,
     patience: Patience,
     function: FunctionSettings,
+    follow_up: FollowUpPlan,
+}
+
+/// The follow-up scenario's counts.
+#[derive(Clone, Debug, Serialize)]
+struct FollowUpPlan {
+    implementations: Vec<String>,
+    rounds: usize,
+    timeout_secs: u64,
+    gap_ms: u64,
 }
 
 impl Plan {
-    fn from(args: &Args) -> Self {
+    fn from(args: &Args, chosen: &[Implementation]) -> Self {
         let (rounds, burst, concurrencies, precision) = if args.short {
             (1, 4, vec![4], 0)
         } else {
@@ -105,6 +128,30 @@ impl Plan {
                 timeout_secs: args.timeout_secs,
                 memory_mb: 1024,
             },
+            follow_up: FollowUpPlan {
+                implementations: chosen
+                    .iter()
+                    .map(|i| i.name.clone())
+                    .filter(|name| {
+                        if args.follow_up.is_empty() {
+                            name == "go" || name == "rust" || name.starts_with("rust-")
+                        } else {
+                            args.follow_up.contains(name)
+                        }
+                    })
+                    .collect(),
+                rounds: args
+                    .follow_up_rounds
+                    .unwrap_or(if args.short { 1 } else { 3 }),
+                // Long enough that polling the whole window shows: a typical function timeout
+                // is minutes, and the bill of a worker without an idle exit grows with it.
+                timeout_secs: args.follow_up_timeout_secs.unwrap_or(if args.short {
+                    10
+                } else {
+                    30
+                }),
+                gap_ms: args.follow_up_gap_ms,
+            },
         }
     }
 }
@@ -123,6 +170,7 @@ struct Measured {
     cold: Vec<Single>,
     warm: Vec<Single>,
     bursts: Vec<Burst>,
+    follow_ups: Vec<FollowUp>,
     /// Every invocation of its function, for billing, memory and shutdown precision.
     records: Vec<InvocationRecord>,
 }
@@ -182,7 +230,7 @@ fn fail(message: &str) -> ! {
 }
 
 async fn run(args: &Args, chosen: Vec<Implementation>) -> Result<Results, String> {
-    let plan = Plan::from(args);
+    let plan = Plan::from(args, &chosen);
     let clock = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339();
     let load_average_before = load_average();
@@ -247,7 +295,7 @@ async fn run(args: &Args, chosen: Vec<Implementation>) -> Result<Results, String
                 b.workflows,
                 b.elapsed_ms,
                 b.throughput_per_s,
-                b.invocations,
+                b.bill.invocations,
                 b.errors
             );
             m.bursts.push(b);
@@ -257,6 +305,36 @@ async fn run(args: &Args, chosen: Vec<Implementation>) -> Result<Results, String
         if m.error.is_none() {
             top_up_precision(&lab, implementation, m, &plan).await;
         }
+    }
+    // Last, as it leaves the functions with the longer timeout.
+    let follow_up = &plan.follow_up;
+    for round in 0..follow_up.rounds {
+        for (implementation, m) in chosen.iter().zip(&mut measured) {
+            if m.error.is_some() || !follow_up.implementations.contains(&implementation.name) {
+                continue;
+            }
+            let f = scenarios::follow_up(
+                &lab,
+                implementation,
+                follow_up.timeout_secs,
+                std::time::Duration::from_millis(follow_up.gap_ms),
+                &format!("follow-up-{round}"),
+                plan.patience,
+            )
+            .await;
+            println!(
+                "{} follow-up #{round}: e2e {} ms then {} ms, {} invocations, billed {} ms {}",
+                implementation.name,
+                f.first_e2e_ms,
+                f.second_e2e_ms,
+                f.bill.invocations,
+                f.bill.billed_ms,
+                f.error.as_deref().unwrap_or_default()
+            );
+            m.follow_ups.push(f);
+        }
+    }
+    for (implementation, m) in chosen.iter().zip(&mut measured) {
         m.records = records_of(&lab, &implementation.name);
     }
     let wall_clock_s = clock.elapsed().as_secs_f64();
@@ -303,7 +381,7 @@ async fn top_up_precision(
             implementation.name,
             records_of(lab, &implementation.name).len()
         );
-        let stalled = b.invocations == 0;
+        let stalled = b.bill.invocations == 0;
         m.bursts.push(b);
         wave += 1;
         if stalled {
@@ -346,6 +424,7 @@ fn new_measured(implementation: &Implementation) -> Measured {
         cold: Vec::new(),
         warm: Vec::new(),
         bursts: Vec::new(),
+        follow_ups: Vec::new(),
         records: Vec::new(),
     }
 }
@@ -358,9 +437,9 @@ fn brief(s: &Single) -> String {
             s.e2e_ms,
             s.invoke_to_first_task_ms,
             s.init_ms.map(|i| i.round()),
-            s.invocations,
-            s.billed_ms,
-            s.max_memory_mb
+            s.bill.invocations,
+            s.bill.billed_ms,
+            s.bill.max_memory_mb
         ),
     }
 }

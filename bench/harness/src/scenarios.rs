@@ -21,6 +21,28 @@ pub struct Patience {
     pub drain_secs: u64,
 }
 
+/// What a scenario's invocations cost, as Lambda would bill them.
+#[derive(Debug, Serialize)]
+pub struct Bill {
+    pub invocations: usize,
+    pub billed_ms: u64,
+    pub max_memory_mb: u64,
+}
+
+impl Bill {
+    fn of(records: &[InvocationRecord]) -> Self {
+        Self {
+            invocations: records.len(),
+            billed_ms: records.iter().map(|r| r.billed_duration_ms).sum(),
+            max_memory_mb: records
+                .iter()
+                .map(|r| r.max_memory_used_mb)
+                .max()
+                .unwrap_or(0),
+        }
+    }
+}
+
 /// One workflow, started against an idle function.
 #[derive(Debug, Serialize)]
 pub struct Single {
@@ -39,10 +61,9 @@ pub struct Single {
     /// Init duration of the first invocation, when it was a cold start.
     pub init_ms: Option<f64>,
     pub first_invocation_cold: Option<bool>,
-    /// Invocations the workflow caused, until the function was idle again.
-    pub invocations: usize,
-    pub billed_ms: u64,
-    pub max_memory_mb: u64,
+    /// The invocations the workflow caused, until the function was idle again.
+    #[serde(flatten)]
+    pub bill: Bill,
 }
 
 /// Runs one workflow against the function, `cold` or warm, and waits for the function to rest.
@@ -55,7 +76,7 @@ pub async fn single(
 ) -> Single {
     let name = &implementation.name;
     let mut error = None;
-    if cold && let Err(e) = lab.reset(implementation, 1) {
+    if cold && let Err(e) = lab.reset(implementation, 1, lab.timeout_secs()) {
         error = Some(format!("cannot reset the function: {e}"));
     }
     let run = lab
@@ -97,13 +118,7 @@ pub async fn single(
             .map(|(r, t)| t as i64 - r.received_at_ms as i64),
         init_ms: first.and_then(|r| r.init_duration_ms),
         first_invocation_cold: first.map(|r| r.cold_start),
-        invocations: records.len(),
-        billed_ms: records.iter().map(|r| r.billed_duration_ms).sum(),
-        max_memory_mb: records
-            .iter()
-            .map(|r| r.max_memory_used_mb)
-            .max()
-            .unwrap_or(0),
+        bill: Bill::of(&records),
         workflow_id,
         error,
     }
@@ -125,10 +140,10 @@ pub struct Burst {
     pub throughput_per_s: f64,
     /// Start to result of each completed workflow.
     pub latencies_ms: Vec<u64>,
-    pub invocations: usize,
     pub cold_starts: usize,
-    pub billed_ms: u64,
-    pub max_memory_mb: u64,
+    /// The invocations the burst caused, until the function was idle again.
+    #[serde(flatten)]
+    pub bill: Bill,
     /// Whether every invocation ended within the drain patience.
     pub drained: bool,
 }
@@ -144,7 +159,7 @@ pub async fn burst(
 ) -> Burst {
     let name = &implementation.name;
     let mut errors = Vec::new();
-    if let Err(e) = lab.reset(implementation, concurrency) {
+    if let Err(e) = lab.reset(implementation, concurrency, lab.timeout_secs()) {
         errors.push(format!("cannot reset the function: {e}"));
     }
     let started_at_ms = now_ms();
@@ -207,15 +222,65 @@ pub async fn burst(
             0.0
         },
         latencies_ms,
-        invocations: records.len(),
         cold_starts: records.iter().filter(|r| r.cold_start).count(),
-        billed_ms: records.iter().map(|r| r.billed_duration_ms).sum(),
-        max_memory_mb: records
-            .iter()
-            .map(|r| r.max_memory_used_mb)
-            .max()
-            .unwrap_or(0),
+        bill: Bill::of(&records),
         drained,
+    }
+}
+
+/// Two workflows `gap` apart against a cold function whose timeout gives a long poll window:
+/// what an idle exit saves (the rest of the window a worker would otherwise poll and bill) and
+/// what it costs (once the worker has left, the second workflow waits for a new invocation).
+#[derive(Debug, Serialize)]
+pub struct FollowUp {
+    pub error: Option<String>,
+    /// Client-side start to result of the first workflow (cold) and of the second.
+    pub first_e2e_ms: u64,
+    pub second_e2e_ms: u64,
+    /// The invocations the pair caused until the function was idle again: 2 when the second
+    /// workflow needed an invocation of its own.
+    #[serde(flatten)]
+    pub bill: Bill,
+}
+
+/// Runs a [`FollowUp`] pair with function timeout `timeout_secs`.
+pub async fn follow_up(
+    lab: &Lab,
+    implementation: &Implementation,
+    timeout_secs: u64,
+    gap: Duration,
+    tag: &str,
+    patience: Patience,
+) -> FollowUp {
+    let name = &implementation.name;
+    let mut error = lab.reset(implementation, 1, timeout_secs).err();
+    let task_queue = Lab::task_queue(implementation);
+    let patience_each = Duration::from_secs(patience.workflow_secs);
+    let first = lab
+        .run_workflow(&task_queue, &format!("{name}-{tag}-first"), patience_each)
+        .await;
+    tokio::time::sleep(gap).await;
+    let second = lab
+        .run_workflow(&task_queue, &format!("{name}-{tag}-second"), patience_each)
+        .await;
+    for (run, which) in [(&first, "first"), (&second, "second")] {
+        if let Err(e) = &run.result {
+            error.get_or_insert_with(|| format!("{which} workflow: {e}"));
+            lab.terminate(&format!("{name}-{tag}-{which}")).await;
+        }
+    }
+    // The drain may take the whole poll window of a worker without an idle exit.
+    let drain = Duration::from_secs(patience.drain_secs.max(timeout_secs * 2));
+    if !lab.wait_idle(name, drain).await {
+        error.get_or_insert_with(|| format!("invocations still running after {drain:?}"));
+        lab.remove(name).await;
+    }
+    let records = lab.records_since(name, first.started_at_ms);
+    FollowUp {
+        error: error.map(|e| explain(e, &records)),
+        first_e2e_ms: first.ended_at_ms.saturating_sub(first.started_at_ms),
+        second_e2e_ms: second.ended_at_ms.saturating_sub(second.started_at_ms),
+        bill: Bill::of(&records),
     }
 }
 
