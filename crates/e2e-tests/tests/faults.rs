@@ -830,7 +830,7 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
     let of = |fault: Fault| injected.iter().filter(|&&f| f == fault).count();
     eprintln!(
         "soak: {} s of faults: {} server restarts, {} SIGTERM rounds ({retired} environments \
-         retired), {} activities blocking until the timeout kill, {} quiet gaps; {} workflows \
+         retired), {} thread-blocking activities, {} quiet gaps; {} workflows \
          completed exactly once, the last {} s after the last fault; {} invocations in {} \
          environments: {} succeeded, {} failed while the server was away, {} killed at the \
          timeout",
