@@ -42,6 +42,13 @@ pub const EAGER_ACTIVITY_RESERVATIONS: usize = 0;
 pub const SHUTDOWN_DEADLINE_BUFFER: Duration =
     Duration::from_secs(WORKER_STOP_TIMEOUT.as_secs() + 2);
 
+/// How long a worker may have no task in flight before its invocation ends early
+/// ([`crate::Options::idle_exit`]). Chosen from the benchmark (`bench/BENCHMARKS.md`, "Idle
+/// exit"): two workflows 3 s apart at a 30 s timeout cost 0.09× what polling the whole window
+/// costs, and the second one took 71 ms instead of 50 ms, because Temporal invoked the function
+/// again at once and the warm start took milliseconds.
+pub const IDLE_EXIT: Duration = Duration::from_secs(1);
+
 /// Worker options carrying every Lambda default, for `task_queue` and `version`, with
 /// Worker Deployment Versioning on.
 pub(crate) fn worker_options(

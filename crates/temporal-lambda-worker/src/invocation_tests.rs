@@ -25,6 +25,8 @@ fn settings_with(configure: impl FnOnce(&mut Options)) -> Settings {
     .with("TEMPORAL_ADDRESS", "temporal.test:7233");
     setup(&env, &Version::new("app", "b1"), |options| {
         options.register_workflow_with_behavior::<FirstWorkflow>(VersioningBehavior::Pinned)?;
+        // Most tests follow one invocation to its deadline; the idle exit has tests of its own.
+        options.idle_exit = None;
         configure(options);
         Ok::<_, BoxError>(())
     })

@@ -3,8 +3,9 @@
 //!
 //! Temporal's Serverless Workers: when tasks arrive on a task queue with no poller, Temporal
 //! invokes a Lambda function. Each invocation of a function built with this crate starts a
-//! Worker, polls until shortly before the invocation deadline, stops the Worker gracefully and
-//! returns in time. It is the Rust counterpart of the Go SDK's `lambdaworker`.
+//! Worker, polls until its work is done (1 s with nothing in flight, the idle exit) or shortly
+//! before the invocation deadline, stops the Worker gracefully and returns in time. It is the
+//! Rust counterpart of the Go SDK's `lambdaworker`.
 //!
 //! ```no_run
 //! use temporal_lambda_worker::{BoxError, Version, VersioningBehavior, run_worker};

@@ -67,7 +67,7 @@ pub(crate) type ShutdownHook = Arc<dyn Fn() -> HookFuture + Send + Sync>;
 ///   Set any field; your values win, except eager activities, which stay disabled.
 /// - `connection` and `client`: loaded from `temporal.toml` and the environment.
 /// - `shutdown_deadline_buffer`: time reserved at the end of each invocation (stop timeout + 2 s).
-/// - `idle_exit` and `reuse_connection`: see their fields.
+/// - `idle_exit` (1 s) and `reuse_connection` (on): see their fields.
 ///
 /// Before `configure` runs, the `TEMPORAL_LAMBDA_*` variables of the function's environment are
 /// applied (see the README, "Configuration"), so a deployment can tune these without a rebuild
@@ -88,9 +88,10 @@ pub struct Options {
     /// and for shutdown hooks to run. Polling ends at `deadline - shutdown_deadline_buffer`.
     pub shutdown_deadline_buffer: Duration,
     /// End an invocation early once its worker has had no task in flight for this long, so an
-    /// invocation that finished its work stops billing. `None` (the default): poll until
-    /// `deadline - shutdown_deadline_buffer`. Trade-off: tasks arriving later need a new
-    /// invocation (and lose the sticky cache); see the README, "Idle exit".
+    /// invocation that finished its work stops billing. Default: [`defaults::IDLE_EXIT`]
+    /// (1 s). `None`: poll until `deadline - shutdown_deadline_buffer`, as the other SDKs'
+    /// Lambda workers do. Trade-off: tasks arriving later need a new invocation (and the
+    /// workflows cached in this worker are replayed there); see the README, "Idle exit".
     pub idle_exit: Option<Duration>,
     /// Keep the connection to Temporal from one invocation to the next in the same execution
     /// environment (default `true`). A kept connection is checked with one short request before
@@ -114,7 +115,7 @@ impl Options {
             connection: config.connection,
             client: config.client,
             shutdown_deadline_buffer: defaults::SHUTDOWN_DEADLINE_BUFFER,
-            idle_exit: None,
+            idle_exit: Some(defaults::IDLE_EXIT),
             reuse_connection: true,
             explicit_behaviors: Vec::new(),
             hooks: Vec::new(),

@@ -35,7 +35,8 @@ use crate::{
 /// [`Options`] with the Lambda defaults and the `TEMPORAL_LAMBDA_*` variables, calls `configure`
 /// once, checks the result, then serves invocations until the Lambda runtime ends. Each
 /// invocation connects (or reuses the previous invocation's connection), runs a fresh worker
-/// until `deadline - shutdown_deadline_buffer`, stops it and runs the shutdown hooks.
+/// until it is idle ([`Options::idle_exit`]) or `deadline - shutdown_deadline_buffer`, stops
+/// it and runs the shutdown hooks.
 ///
 /// A setup error (no task queue, incomplete version, bad config file, not inside Lambda...) is
 /// printed to stderr as one line and the process exits with status 1, before any invocation.
@@ -327,6 +328,8 @@ mod tests {
         assert_eq!(worker.max_eager_activity_reservations_per_workflow_task, 0);
         assert_eq!(worker.max_cached_workflows, 100);
         assert_eq!(settings.shutdown_deadline_buffer, Duration::from_secs(7));
+        assert_eq!(settings.idle_exit, Some(Duration::from_secs(1)));
+        assert!(settings.reuse_connection);
         assert!(worker.deployment_options.use_worker_versioning);
         assert_eq!(worker.deployment_options.version.deployment_name, "app");
         assert_eq!(worker.deployment_options.version.build_id, "b1");

@@ -1,9 +1,9 @@
 //! A Temporal Worker that runs on AWS Lambda: the Lambda `bootstrap` of this crate.
 //!
 //! Temporal invokes the function when tasks arrive on the task queue of the Worker Deployment
-//! Version it is attached to; each invocation polls as that version, until shortly before the
-//! invocation deadline. Build, deploy and attach it with `examples/greeting/deploy/package.sh`
-//! and `deploy.sh` (see docs/DEPLOYMENT.md):
+//! Version it is attached to; each invocation polls as that version until its work is done or
+//! shortly before the invocation deadline. Build, deploy and attach it with
+//! `examples/greeting/deploy/package.sh` and `deploy.sh` (see docs/DEPLOYMENT.md):
 //!
 //! ```sh
 //! examples/greeting/deploy/deploy.sh --crate-dir templates/new-worker --bin my-worker \
