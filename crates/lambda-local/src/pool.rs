@@ -384,6 +384,11 @@ impl Function {
 
     /// Runs Lambda's shutdown phase on every live environment, busy or frozen, at once.
     pub(crate) async fn retire(&self, limit: Duration) -> Vec<Retirement> {
+        // Out of the idle pool first, so no invocation arriving meanwhile is handed an
+        // environment that is being shut down (it would wait for a dead process until its
+        // timeout); one that was handed out just before is busy, and retires as busy ones do.
+        let frozen: Vec<Sandbox> =
+            std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
         let live: Vec<(u32, i32)> = std::mem::take(&mut *self.live_environments())
             .into_iter()
             .collect();
@@ -398,8 +403,10 @@ impl Function {
                 exited_after: terminating.await.unwrap_or(None),
             });
         }
-        // Reap the idle ones; a busy one is reaped by its invocation, which sees the exit.
-        self.shutdown().await;
+        // Reap the frozen ones; a busy one is reaped by its invocation, which sees the exit.
+        for mut sandbox in frozen {
+            sandbox.kill().await;
+        }
         retirements
     }
 }

@@ -1,0 +1,109 @@
+//! Shared by lambda-local's integration tests: functions made of real processes (a small
+//! Python Lambda runtime client, shell scripts) and HTTP calls to the environment.
+
+#![allow(dead_code)] // Each test binary uses its own subset.
+
+use std::time::Duration;
+
+use lambda_local::{Config, FunctionConfig, InvocationRecord, LocalLambda, RoleConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A Lambda function in Python: prints on both streams at init and per event, answers `"ok"`,
+/// and dies with status 7 on an event `{"crash": true}` after saying why on stderr. With
+/// `SIGTERM_EXIT_MS` set, it takes that long to exit on SIGTERM (a runtime flushing at shutdown).
+pub const PYTHON_FUNCTION: &str = r#"
+import json, os, signal, sys, time, urllib.request
+if "SIGTERM_EXIT_MS" in os.environ:
+    def exit_slowly(*_):
+        time.sleep(int(os.environ["SIGTERM_EXIT_MS"]) / 1000)
+        os._exit(0)
+    signal.signal(signal.SIGTERM, exit_slowly)
+api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+print("init on stdout, runtime api at " + api, flush=True)
+print("init on stderr", file=sys.stderr, flush=True)
+while True:
+    with urllib.request.urlopen("http://" + api + "/2018-06-01/runtime/invocation/next") as r:
+        request_id = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        event = json.loads(r.read())
+    print("handling " + request_id + " on stdout", flush=True)
+    print("handling " + request_id + " on stderr", file=sys.stderr, flush=True)
+    if event.get("crash"):
+        print("about to crash: the disk is on fire", file=sys.stderr, flush=True)
+        os._exit(7)
+    url = "http://" + api + "/2018-06-01/runtime/invocation/" + request_id + "/response"
+    urllib.request.urlopen(urllib.request.Request(url, data=b'"ok"', method="POST")).read()
+"#;
+
+pub fn python_function(name: &str) -> FunctionConfig {
+    let mut function = FunctionConfig::new(
+        name,
+        vec![
+            "python3".to_owned(),
+            "-c".to_owned(),
+            PYTHON_FUNCTION.to_owned(),
+        ],
+        env!("CARGO_MANIFEST_DIR"),
+    );
+    function.timeout = Duration::from_secs(20);
+    function
+}
+
+pub fn shell_function(name: &str, script: &str) -> FunctionConfig {
+    FunctionConfig::new(
+        name,
+        vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()],
+        env!("CARGO_MANIFEST_DIR"),
+    )
+}
+
+pub async fn start() -> LocalLambda {
+    let role = RoleConfig {
+        arn: "arn:aws:iam::123456789012:role/r".to_owned(),
+        external_id: "x".to_owned(),
+    };
+    LocalLambda::start(Config {
+        forward_logs: false,
+        ..Config::new(role)
+    })
+    .await
+    .unwrap()
+}
+
+/// One HTTP/1.1 exchange with the environment: the status, the lower-cased head and the body.
+pub async fn http(
+    lambda: &LocalLambda,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String, String) {
+    let address = lambda.endpoint().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    (status, head.to_lowercase(), body.to_owned())
+}
+
+/// Invokes synchronously; returns the head and body of the answer.
+pub async fn invoke(lambda: &LocalLambda, function: &str, payload: &str) -> (String, String) {
+    let path = format!("/2015-03-31/functions/{function}/invocations");
+    let (status, head, body) = http(lambda, "POST", &path, payload).await;
+    assert_eq!(status, 200, "{head}\n{body}");
+    (head, body)
+}
+
+pub fn record(lambda: &LocalLambda, function: &str) -> InvocationRecord {
+    let mut records: Vec<_> = lambda
+        .records()
+        .into_iter()
+        .filter(|r| r.function_name == function)
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    records.remove(0)
+}
