@@ -441,8 +441,9 @@ fn sigterm_during_an_invocation_runs_the_hooks_and_exits_within_lambdas_limit() 
     let name = "sigterm-busy";
     let hook_file = greet_with_hook_file(name, &[("TEMPORAL_LAMBDA_IDLE_EXIT", "off")]);
     // Without the idle exit, the invocation polls until deadline − 7 s (53 s from its start):
-    // it is still running.
-    assert_eq!(fixture.lambda.in_flight(name), 1);
+    // it is still running. (The server sometimes invokes once more although a worker polls; at
+    // a concurrency of 1 that event waits in the queue, and is not part of the shutdown phase.)
+    assert!(fixture.lambda.in_flight(name) >= 1);
     assert!(
         hook_runs(&hook_file).is_empty(),
         "no invocation has ended yet"
