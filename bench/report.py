@@ -157,6 +157,7 @@ def precision_rows(summaries):
                 fmt(median(late)),
                 fmt(percentile(late, 95)),
                 fmt(percentile(late, 100)),
+                s["stopped_by_idle"],
                 s["overran"],
                 s["failed_invocations"],
             ]
@@ -340,6 +341,7 @@ def render(results, summaries, machine_info, plot_link, log):
                 "median",
                 "p95",
                 "max",
+                "ended by idle exit (left out)",
                 "overran",
                 "non-success",
             ],

@@ -472,8 +472,11 @@ fn sigterm_during_an_invocation_runs_the_hooks_and_exits_within_lambdas_limit() 
         Duration::from_secs(10),
         || !fixture.records(name).is_empty(),
     );
+    // It answered before exiting: a success saying SIGTERM stopped it, not a crash.
     let record = &fixture.records(name)[0];
-    assert_ne!(record.outcome, Outcome::Timeout, "{record:?}");
+    assert_eq!(record.outcome, Outcome::Success, "{record:?}");
+    let stopped_by = (record.response.as_ref()).and_then(|r| r.get("stopped_by")?.as_str());
+    assert_eq!(stopped_by, Some("sigterm"), "{record:?}");
     assert!(record.duration_ms < 30_000.0, "{record:?}");
 }
 

@@ -43,10 +43,11 @@ pub const SHUTDOWN_DEADLINE_BUFFER: Duration =
     Duration::from_secs(WORKER_STOP_TIMEOUT.as_secs() + 2);
 
 /// How long a worker may have no task in flight before its invocation ends early
-/// ([`crate::Options::idle_exit`]). Chosen from the benchmark (`bench/BENCHMARKS.md`, "Idle
-/// exit"): two workflows 3 s apart at a 30 s timeout cost 0.09× what polling the whole window
-/// costs, and the second one took 71 ms instead of 50 ms, because Temporal invoked the function
-/// again at once and the warm start took milliseconds.
+/// ([`crate::Options::idle_exit`]). Chosen from the benchmark's follow-up scenario
+/// (`bench/BENCHMARKS.md`, "Idle exit"): for two workflows a few seconds apart it bills about a
+/// tenth of what polling the whole window does, and the second workflow waits only tens of
+/// milliseconds longer, because Temporal invokes the function again at once and a warm start
+/// takes milliseconds.
 pub const IDLE_EXIT: Duration = Duration::from_secs(1);
 
 /// Worker options carrying every Lambda default, for `task_queue` and `version`, with

@@ -7,7 +7,7 @@ use std::{
 };
 
 use futures::{FutureExt, future::LocalBoxFuture};
-use lambda_runtime::{LambdaEvent, Service};
+use lambda_runtime::{LambdaEvent, LambdaInvocation, Service, layers::TracingLayer};
 use serde_json::Value;
 use temporalio_client::Client;
 use temporalio_common::telemetry::TelemetryOptions;
@@ -91,7 +91,8 @@ struct Shared {
     warm: Warm<Client>,
     /// Set when Lambda's SIGTERM arrives (by the listener [`LambdaWorker::serve`] starts).
     sigterm: watch::Sender<Option<Instant>>,
-    /// Whether an invocation is being served, so SIGTERM can let it finish its hooks.
+    /// Whether an invocation is being served and not yet answered, so SIGTERM can let it
+    /// finish its hooks and post its response ([`UntilAnswered`] keeps it).
     busy: watch::Sender<bool>,
 }
 
@@ -133,14 +134,23 @@ impl LambdaWorker {
     pub async fn serve(self) -> Result<(), Error> {
         check_lambda_environment(&Environment::from_process())?;
         self.listen_for_sigterm()?;
-        lambda_runtime::run(self)
+        let shared = Arc::clone(&self.shared);
+        lambda_runtime::Runtime::new(self)
+            .layer(TracingLayer::new())
+            .layer(tower::layer::layer_fn(move |inner| UntilAnswered {
+                inner,
+                shared: Arc::clone(&shared),
+            }))
+            .run()
             .await
             .map_err(|e| Error::LambdaRuntime(describe(e.as_ref())))
     }
 }
 
-/// After SIGTERM, time left for the runtime to post the last response before the process exits.
-const RESPONSE_MARGIN: Duration = Duration::from_millis(20);
+/// After SIGTERM, when the process exits at the latest, answered or not: Lambda kills it at
+/// 500 ms.
+const SIGTERM_EXIT: Duration = Duration::from_millis(480);
+const _: () = assert!(SIGTERM_EXIT.as_millis() > SIGTERM_BUDGET.as_millis());
 
 impl LambdaWorker {
     fn listen_for_sigterm(&self) -> Result<(), Error> {
@@ -152,12 +162,10 @@ impl LambdaWorker {
             tracing::info!("SIGTERM: Lambda is shutting this execution environment down");
             shared.sigterm.send_replace(Some(Instant::now()));
             let mut busy = shared.busy.subscribe();
-            // The invocation bounds itself by the budget; the margin lets the runtime post its
-            // response.
-            let finished = tokio::time::timeout(SIGTERM_BUDGET, busy.wait_for(|busy| !busy));
-            if matches!(finished.await, Ok(Ok(_))) {
-                tokio::time::sleep(RESPONSE_MARGIN).await;
-            }
+            // The invocation bounds its hooks by SIGTERM_BUDGET; what is left is for posting
+            // its response.
+            let answered = busy.wait_for(|busy| !busy);
+            let _ = tokio::time::timeout(SIGTERM_EXIT, answered).await;
             std::process::exit(0);
         });
         Ok(())
@@ -176,7 +184,6 @@ impl Service<LambdaEvent<Value>> for LambdaWorker {
     fn call(&mut self, event: LambdaEvent<Value>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         async move {
-            shared.busy.send_replace(true);
             let outcome = invoke(
                 &shared.backend,
                 &shared.settings,
@@ -184,8 +191,41 @@ impl Service<LambdaEvent<Value>> for LambdaWorker {
                 &event.context,
             )
             .await;
-            shared.busy.send_replace(false);
             Ok(serde_json::to_value(outcome?).unwrap_or_default())
+        }
+        .boxed_local()
+    }
+}
+
+/// The Lambda runtime's whole service stack around [`LambdaWorker`], holding `busy` from the
+/// moment an invocation arrives until its response has been posted: on SIGTERM the process
+/// exits once Lambda has the answer, however long posting it takes on a loaded machine.
+struct UntilAnswered<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Service<LambdaInvocation> for UntilAnswered<S>
+where
+    S: Service<LambdaInvocation, Response = (), Error = lambda_runtime::Error>,
+    S::Future: 'static,
+{
+    type Response = ();
+    type Error = lambda_runtime::Error;
+    type Future = LocalBoxFuture<'static, Result<(), lambda_runtime::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
+        self.shared.busy.send_replace(true);
+        let answered = self.inner.call(invocation);
+        let shared = Arc::clone(&self.shared);
+        async move {
+            let result = answered.await;
+            shared.busy.send_replace(false);
+            result
         }
         .boxed_local()
     }

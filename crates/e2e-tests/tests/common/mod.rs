@@ -103,6 +103,27 @@ impl Shared {
         self.runtime.block_on(self.runtime.spawn(future)).unwrap()
     }
 
+    /// Runs a test's `body`; when it panics, prints everything function `name` logged and
+    /// every invocation record of it before passing the panic on, so a failure seen only in
+    /// CI can be read from its output.
+    pub fn dump_on_failure(&self, name: &str, body: impl FnOnce()) {
+        let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) else {
+            return;
+        };
+        eprintln!("---- {name}: the function's log ----");
+        for line in self.lambda.logs(name) {
+            eprintln!(
+                "{} [{name}:{}] {}",
+                line.timestamp_ms, line.environment, line.text
+            );
+        }
+        eprintln!("---- {name}: its invocations ----");
+        for record in self.records(name) {
+            eprintln!("{record:?}");
+        }
+        std::panic::resume_unwind(panic);
+    }
+
     /// The invocation records of one function.
     pub fn records(&self, function: &str) -> Vec<InvocationRecord> {
         self.lambda
