@@ -113,19 +113,10 @@ impl Fixture {
     }
 }
 
-/// A field of the worker's JSON response, `""` when absent.
-fn response(record: &InvocationRecord, field: &str) -> String {
-    record
-        .response
-        .as_ref()
-        .and_then(|r| r.get(field)?.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// What the worker said about how its invocation went.
 fn summary(record: &InvocationRecord) -> String {
     ["connection", "stopped_by", "shutdown"]
-        .map(|field| format!("{field}={}", response(record, field)))
+        .map(|field| format!("{field}={}", common::response(record, field)))
         .join(" ")
 }
 
@@ -176,7 +167,9 @@ async fn steps_outcomes(
         .await
         else {
             let history = History::fetch(&client, &id).await;
-            let events: Vec<String> = (history.events.iter())
+            let events: Vec<String> = history
+                .events
+                .iter()
                 .map(|e| {
                     format!(
                         "{} {:?}",
@@ -441,7 +434,7 @@ fn misbehaving_activities_on_a_multi_thread_worker_neither_overrun_nor_kill_the_
     assert_eq!(
         records
             .iter()
-            .filter(|r| response(r, "shutdown") == "abandoned")
+            .filter(|r| common::response(r, "shutdown") == "abandoned")
             .count(),
         1,
         "{records:?}"
@@ -839,7 +832,7 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
         assert!(
             records
                 .iter()
-                .any(|r| response(r, "stopped_by") == "sigterm"),
+                .any(|r| common::response(r, "stopped_by") == "sigterm"),
             "an invocation was stopped by SIGTERM: {records:?}"
         );
     }

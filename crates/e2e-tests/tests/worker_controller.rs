@@ -475,8 +475,11 @@ fn sigterm_during_an_invocation_runs_the_hooks_and_exits_within_lambdas_limit() 
     // It answered before exiting: a success saying SIGTERM stopped it, not a crash.
     let record = &fixture.records(name)[0];
     assert_eq!(record.outcome, Outcome::Success, "{record:?}");
-    let stopped_by = (record.response.as_ref()).and_then(|r| r.get("stopped_by")?.as_str());
-    assert_eq!(stopped_by, Some("sigterm"), "{record:?}");
+    assert_eq!(
+        common::response(record, "stopped_by"),
+        "sigterm",
+        "{record:?}"
+    );
     assert!(record.duration_ms < 30_000.0, "{record:?}");
 }
 

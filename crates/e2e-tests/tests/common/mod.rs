@@ -134,6 +134,15 @@ impl Shared {
     }
 }
 
+/// A field of the worker's JSON response in `record`, `""` when absent.
+pub fn response(record: &InvocationRecord, field: &str) -> String {
+    record
+        .response
+        .as_ref()
+        .and_then(|r| r.get(field)?.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// `test-worker` as function `name`, polling task queue `<name>-tq` as version
 /// `name`/`build-1` of the server at `temporal_address`.
 pub fn test_worker(
