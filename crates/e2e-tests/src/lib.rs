@@ -9,7 +9,8 @@ use temporalio_sdk::{
     activities::{ActivityContext, ActivityError},
 };
 use temporalio_workflow::{
-    ActivityExecutionError, WorkflowContext, WorkflowContextView, WorkflowResult,
+    ActivityExecutionError, SyncWorkflowContext, WorkflowContext, WorkflowContextView,
+    WorkflowResult,
 };
 
 /// The message of [`MisbehavingActivities::panics`], to find in histories and results.
@@ -71,6 +72,76 @@ impl StepsWorkflow {
                 .await?;
         }
         Ok(sum)
+    }
+}
+
+/// The workload of a new user's order flow, in which every kind of task meets the moments when
+/// invocations stop: an activity, a timer, a wait for a signal, then two more activities, the
+/// first of which (`charge`) fails its first attempt on purpose and is retried after the SDK's
+/// default 1 s backoff. Returns the sum of the activities' results, 1 + 2 + 3.
+#[workflow]
+#[derive(Default)]
+pub struct ApprovalWorkflow {
+    approved: bool,
+}
+
+#[workflow_methods]
+impl ApprovalWorkflow {
+    /// Takes the timer's length in milliseconds.
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, timer_ms: u64) -> WorkflowResult<u32> {
+        // Start-to-close timeouts as short as the steps allow, so a task lost to a stopping
+        // worker costs the test seconds, not minutes; the assertions on the histories find it.
+        let options = || ActivityOptions::start_to_close_timeout(Duration::from_secs(10));
+        let reserved = ctx
+            .execute_activity(ApprovalActivities::reserve, (), options())
+            .await?;
+        ctx.timer(Duration::from_millis(timer_ms)).await;
+        ctx.wait_condition(|s| s.approved).await?;
+        let charged = ctx
+            .execute_activity(ApprovalActivities::charge, (), options())
+            .await?;
+        let shipped = ctx
+            .execute_activity(ApprovalActivities::ship, (), options())
+            .await?;
+        Ok(reserved + charged + shipped)
+    }
+
+    /// Lets the order go on.
+    #[signal]
+    pub fn approve(&mut self, _ctx: &mut SyncWorkflowContext<Self>) {
+        self.approved = true;
+    }
+}
+
+/// The activity that [`ApprovalWorkflow`] retries on purpose: the only one whose history may
+/// show a second attempt.
+pub const RETRIED_ON_PURPOSE: &str = "charge";
+
+/// Activities of [`ApprovalWorkflow`].
+pub struct ApprovalActivities;
+
+#[activities]
+impl ApprovalActivities {
+    /// Returns 1.
+    #[activity(name = "reserve")]
+    pub async fn reserve(_ctx: ActivityContext) -> Result<u32, ActivityError> {
+        Ok(1)
+    }
+
+    /// Fails its first attempt; returns 2 on the next.
+    #[activity(name = "charge")]
+    pub async fn charge(ctx: ActivityContext) -> Result<u32, ActivityError> {
+        if ctx.info().attempt == 1 {
+            return Err(std::io::Error::other("card declined on purpose (first attempt)").into());
+        }
+        Ok(2)
+    }
+
+    /// Returns 3.
+    #[activity(name = "ship")]
+    pub async fn ship(_ctx: ActivityContext) -> Result<u32, ActivityError> {
+        Ok(3)
     }
 }
 

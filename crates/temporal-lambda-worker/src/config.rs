@@ -87,6 +87,8 @@ pub(crate) fn load(env: &Environment) -> Result<ClientConfig, Error> {
     }
     let options = LoadClientConfigProfileOptions::builder()
         .maybe_config_source(data.map(DataSource::Data))
+        // A misspelt key (`adress`) must not silently fall back to the default.
+        .config_file_strict(true)
         // Without a file of ours, never fall back to the SDK's home-directory default.
         .disable_file(file.is_none())
         .build();
@@ -94,8 +96,8 @@ pub(crate) fn load(env: &Environment) -> Result<ClientConfig, Error> {
         ConfigError::ProfileNotFound(name) => file_error(format!(
             "profile '{name}' is not in the file: add a [profile.{name}] table or fix TEMPORAL_PROFILE"
         )),
-        ConfigError::InvalidConfig(msg) => file_error(msg),
-        ConfigError::LoadError(e) => file_error(e.to_string()),
+        ConfigError::InvalidConfig(msg) => file_error(one_line(&msg)),
+        ConfigError::LoadError(e) => file_error(one_line(&e.to_string())),
     })?;
     let profile = resolve_tls_files(reject_dropped_settings(profile)?)?;
     check_address(profile.address.as_deref())?;
@@ -130,6 +132,29 @@ fn check_toml(path: &Path, bytes: &[u8]) -> Result<(), Error> {
             e.message().trim()
         ))
     })
+}
+
+/// The parser's multi-line report (position, a snippet of the file, the problem) as one line:
+/// the position and the problem.
+fn one_line(report: &str) -> String {
+    let mut lines = report.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    // Snippet lines are the quoted file (`2 | adress = ...`) and its markers (`| ^^^`).
+    let problem = lines
+        .filter(|l| {
+            !l.starts_with('|')
+                && !l
+                    .split_once(" |")
+                    .is_some_and(|(n, _)| n.trim().parse::<u32>().is_ok())
+        })
+        .last();
+    match problem {
+        Some(problem) => format!(
+            "{}: {problem}",
+            first.trim_start_matches("TOML parse error ")
+        ),
+        None => first.to_owned(),
+    }
 }
 
 /// Fails on settings that the SDK's conversion to connection options would ignore.
@@ -334,6 +359,29 @@ mod tests {
         );
         assert!(msg.contains("invalid TOML at line 1, column 17"), "{msg}");
         assert!(!msg.contains('\n'), "one line: {msg}");
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_key_and_the_file() {
+        for (text, key) in [
+            ("[profile.default]\nadress = \"temporal:7233\"\n", "adress"),
+            (
+                "[profile.default.tls]\nserver_ca_cert = \"ca.pem\"\n",
+                "server_ca_cert",
+            ),
+            (
+                "[profiles.default]\naddress = \"temporal:7233\"\n",
+                "profiles",
+            ),
+        ] {
+            let dir = dir_with_file(text);
+            let err = load_err(&env_in(dir.path()));
+            let msg = err.to_string();
+            assert!(matches!(err, Error::ConfigFile { .. }), "{err:?}");
+            assert!(msg.contains(&format!("`{key}`")), "{msg}");
+            assert!(msg.contains(CONFIG_FILE_NAME), "{msg}");
+            assert!(!msg.contains('\n'), "one line: {msg}");
+        }
     }
 
     #[test]

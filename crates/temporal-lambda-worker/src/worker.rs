@@ -252,7 +252,16 @@ where
     let mut options = Options::new(task_queue, version.clone(), client_config);
     env_settings::apply(env, &mut options)?;
     configure(&mut options).map_err(Error::Configure)?;
-    options.into_settings(&version)
+    let settings = options.into_settings(&version)?;
+    // The first thing to compare when Temporal invokes the function but its tasks never arrive:
+    // the version the worker polls as must be the one the function is attached to.
+    tracing::info!(
+        deployment = %version.deployment_name,
+        build_id = %version.build_id,
+        task_queue = %settings.worker.task_queue,
+        "polling as this Worker Deployment Version"
+    );
+    Ok(settings)
 }
 
 /// The variables without which the Lambda runtime cannot start (it would panic on them).

@@ -10,8 +10,8 @@
 //! `#[tokio::main]` gives on a machine with 4 cores).
 
 use e2e_tests::{
-    MisbehavingActivities, MisbehavingWorkflow, OutlivesTimeoutWorkflow, SlowActivities,
-    StepsWorkflow,
+    ApprovalActivities, ApprovalWorkflow, MisbehavingActivities, MisbehavingWorkflow,
+    OutlivesTimeoutWorkflow, SlowActivities, StepsWorkflow,
 };
 use temporal_lambda_worker::{Version, VersioningBehavior, run_worker};
 
@@ -54,8 +54,10 @@ fn main() {
         options.register_workflow_with_behavior::<OutlivesTimeoutWorkflow>(behavior)?;
         options.register_workflow_with_behavior::<StepsWorkflow>(behavior)?;
         options.register_workflow_with_behavior::<MisbehavingWorkflow>(behavior)?;
+        options.register_workflow_with_behavior::<ApprovalWorkflow>(behavior)?;
         options.register_activities(SlowActivities);
         options.register_activities(MisbehavingActivities);
+        options.register_activities(ApprovalActivities);
         if let Ok(path) = std::env::var("TEST_WORKER_HOOK_FILE") {
             options.on_shutdown(move || {
                 let path = path.clone();

@@ -22,6 +22,7 @@ use temporalio_common::{
     UntypedWorkflow,
     protos::temporal::api::{
         enums::v1::EventType,
+        failure::v1::failure::FailureInfo,
         history::v1::{HistoryEvent, history_event::Attributes},
     },
 };
@@ -262,6 +263,75 @@ impl History {
             .collect()
     }
 
+    /// Every place where this history waited for a timeout it did not ask for, one line each
+    /// (empty when there is none): a workflow task that timed out (handed to a worker that had
+    /// stopped, or left on the sticky queue of one), a failed workflow task, an activity that
+    /// timed out, or an activity attempt beyond those the workload causes on purpose
+    /// (`retried_on_purpose`: activity type and the attempt on which it succeeds). A lost
+    /// activity attempt leaves no event of its own: it shows as a higher attempt number, and a
+    /// timeout as its last failure, on the attempt that completed.
+    pub fn timeout_waits(&self, retried_on_purpose: &[(&str, u32)]) -> Vec<String> {
+        let id = &self.workflow_id;
+        let start = self.events.first().map_or(0, event_ms);
+        let at = |e: &HistoryEvent| {
+            let ms = event_ms(e) - start;
+            format!("{id} event {} at +{ms} ms", e.event_id)
+        };
+        let mut waits = Vec::new();
+        for event in &self.events {
+            match &event.attributes {
+                Some(Attributes::WorkflowTaskTimedOutEventAttributes(a)) => waits.push(format!(
+                    "{}: workflow task timed out ({:?})",
+                    at(event),
+                    a.timeout_type()
+                )),
+                Some(Attributes::WorkflowTaskFailedEventAttributes(a)) => waits.push(format!(
+                    "{}: workflow task failed ({:?})",
+                    at(event),
+                    a.cause()
+                )),
+                Some(Attributes::ActivityTaskTimedOutEventAttributes(_)) => {
+                    waits.push(format!("{}: activity timed out", at(event)))
+                }
+                Some(Attributes::ActivityTaskStartedEventAttributes(a)) => {
+                    let activity = self.activity_type(a.scheduled_event_id);
+                    let expected = retried_on_purpose
+                        .iter()
+                        .find(|(name, _)| *name == activity)
+                        .map_or(1, |(_, attempt)| *attempt);
+                    let timed_out = a.last_failure.as_ref().is_some_and(|f| {
+                        matches!(f.failure_info, Some(FailureInfo::TimeoutFailureInfo(_)))
+                    });
+                    if a.attempt != expected as i32 || timed_out {
+                        waits.push(format!(
+                            "{}: activity {activity} completed on attempt {} (expected {expected}), \
+                             last failure: {:?}",
+                            at(event),
+                            a.attempt,
+                            a.last_failure.as_ref().map(|f| f.message.as_str())
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        waits
+    }
+
+    /// The type of the activity scheduled by event `scheduled_event_id`.
+    fn activity_type(&self, scheduled_event_id: i64) -> String {
+        self.events
+            .iter()
+            .find(|e| e.event_id == scheduled_event_id)
+            .and_then(|e| match &e.attributes {
+                Some(Attributes::ActivityTaskScheduledEventAttributes(a)) => {
+                    Some(a.activity_type.as_ref()?.name.clone())
+                }
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
     /// Panics unless the workflow completed exactly once, with every scheduled activity
     /// completed exactly once (`activities` of them) and none failed or timed out.
     pub fn assert_completed_once(&self, activities: usize) {
@@ -280,6 +350,14 @@ impl History {
         assert_eq!(self.count(EventType::ActivityTaskFailed), 0, "{id}");
         assert_eq!(self.count(EventType::ActivityTaskTimedOut), 0, "{id}");
     }
+}
+
+/// When `event` happened, in milliseconds since the epoch.
+fn event_ms(event: &HistoryEvent) -> i64 {
+    event
+        .event_time
+        .as_ref()
+        .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
 }
 
 /// Polls `done` every 250 ms, panicking after `patience`.
