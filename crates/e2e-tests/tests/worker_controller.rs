@@ -719,6 +719,10 @@ fn no_task_is_handed_to_a_stopping_worker_across_hundreds_of_idle_exit_stops() {
             waits.join("\n")
         );
         common::assert_within_deadlines(&records, Duration::from_secs(10));
-        assert!(idle + deadline >= 10 * waves, "only {} stops", idle + deadline);
+        assert!(
+            idle + deadline >= 10 * waves,
+            "only {} stops",
+            idle + deadline
+        );
     });
 }
