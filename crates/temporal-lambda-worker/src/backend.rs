@@ -4,13 +4,24 @@
 
 use std::{future::Future, sync::Arc, time::SystemTime};
 
+use futures::{FutureExt, future::LocalBoxFuture};
 use temporalio_client::{
-    Client, ClientOptions, ConnectionOptions, errors::ClientConnectError, tonic,
+    Client, ClientOptions, ConnectionOptions, NamespacedClient, errors::ClientConnectError, tonic,
 };
-use temporalio_common::protos::temporal::api::workflowservice::v1::GetSystemInfoRequest;
+use temporalio_common::protos::temporal::api::{
+    enums::v1::TaskQueueType,
+    workflowservice::v1::{GetSystemInfoRequest, ShutdownWorkerRequest},
+};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions, WorkerRunError};
+use tokio::time::Instant;
+use tracing::debug;
 
-use crate::{InvocationError, error::describe, task_count::TaskCount};
+use crate::{
+    InvocationError,
+    error::describe,
+    polls::{Forwarder, PollGate, TasksBrought},
+    task_count::TaskCount,
+};
 
 /// Side effects of one invocation.
 pub(crate) trait Backend {
@@ -43,10 +54,26 @@ pub(crate) trait Backend {
     ) -> Result<Self::Worker, InvocationError>;
 }
 
+/// Ends a worker's polls at the server before it stops (see [`crate::polls`]): no poll it starts
+/// from then on is sent, and the call returns once none of its polls is at the server, or at the
+/// given instant. Tasks those polls still bring are processed meanwhile.
+pub(crate) type DrainPolls = Box<dyn Fn(Instant) -> LocalBoxFuture<'static, Drained>>;
+
+/// How ending the polls went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Drained {
+    /// No poll of the worker is at the server.
+    pub(crate) polls_ended: bool,
+    /// Polls answered with a task over the worker's life, all of which it must have taken in.
+    pub(crate) tasks_brought: TasksBrought,
+}
+
 /// What the lifecycle needs of a worker.
 pub(crate) trait PollingWorker {
     /// The tasks this worker has seen so far.
     fn tasks(&self) -> Arc<TaskCount>;
+    /// A function that ends the worker's polls at the server while it keeps running.
+    fn drain_handle(&self) -> DrainPolls;
     /// A function that asks the worker to stop polling and drain.
     fn shutdown_handle(&self) -> Box<dyn Fn()>;
     /// Polls and processes tasks until stopped, or fails.
@@ -58,29 +85,47 @@ pub(crate) struct SdkBackend {
     pub(crate) runtime: Runtime,
 }
 
+/// A client whose calls travel through a [`Forwarder`], with the gate in front of its polls.
+#[derive(Clone)]
+pub(crate) struct GatedClient {
+    client: Client,
+    gate: Arc<PollGate>,
+}
+
 /// An SDK worker with interceptors that count its tasks.
 pub(crate) struct SdkWorker {
     worker: Worker,
     tasks: Arc<TaskCount>,
+    client: GatedClient,
+    /// What the server needs to forget this worker's sticky queue and polls.
+    shutdown_request: ShutdownWorkerRequest,
 }
 
 impl Backend for SdkBackend {
-    type Client = Client;
+    type Client = GatedClient;
     type Worker = SdkWorker;
 
     async fn connect(
         &self,
         connection: ConnectionOptions,
         client: ClientOptions,
-    ) -> Result<Client, String> {
-        Client::connect(connection, client)
+    ) -> Result<GatedClient, String> {
+        let forwarder = Forwarder::connect(&connection)
             .await
-            .map_err(|e| connect_failure(&e))
+            .map_err(|e| connect_failure(&ClientConnectError::TonicTransportError(e)))?;
+        let client = Client::connect(forwarder.route(&connection), client)
+            .await
+            .map_err(|e| connect_failure(&e))?;
+        Ok(GatedClient {
+            client,
+            gate: forwarder.gate(),
+        })
     }
 
-    async fn check(&self, client: &Client) -> Result<(), String> {
+    async fn check(&self, client: &GatedClient) -> Result<(), String> {
         let request = tonic::Request::new(GetSystemInfoRequest::default());
         client
+            .client
             .connection()
             .workflow_service()
             .get_system_info(request)
@@ -91,13 +136,33 @@ impl Backend for SdkBackend {
 
     fn create_worker(
         &self,
-        client: Client,
+        client: GatedClient,
         mut options: WorkerOptions,
     ) -> Result<SdkWorker, InvocationError> {
         let tasks = TaskCount::attach(&mut options);
-        let worker = Worker::new(&self.runtime, client, options)
+        let shutdown_request = ShutdownWorkerRequest {
+            namespace: client.client.namespace(),
+            identity: options.client_identity_override.clone().unwrap_or_default(),
+            reason: "the Lambda invocation is ending".to_owned(),
+            task_queue: options.task_queue.clone(),
+            task_queue_types: vec![
+                TaskQueueType::Workflow as i32,
+                TaskQueueType::Activity as i32,
+            ],
+            ..Default::default()
+        };
+        let worker = Worker::new(&self.runtime, client.client.clone(), options)
             .map_err(|e| InvocationError::WorkerStart(describe(&e)))?;
-        Ok(SdkWorker { worker, tasks })
+        client.gate.open();
+        Ok(SdkWorker {
+            shutdown_request: ShutdownWorkerRequest {
+                worker_instance_key: worker.worker_instance_key().to_string(),
+                ..shutdown_request
+            },
+            worker,
+            tasks,
+            client,
+        })
     }
 }
 
@@ -140,8 +205,39 @@ impl PollingWorker for SdkWorker {
         Arc::clone(&self.tasks)
     }
 
+    fn drain_handle(&self) -> DrainPolls {
+        let client = self.client.clone();
+        let request = self.shutdown_request.clone();
+        Box::new(move |by| {
+            let (client, mut request) = (client.clone(), request.clone());
+            async move {
+                client.gate.close();
+                // Told now, the server sends workflow tasks to the normal queue instead of this
+                // worker's sticky queue, and one that completes a stopping worker's polls
+                // (`worker_poll_complete_on_shutdown`) ends them at once; a server without
+                // that lets them run to their short deadline.
+                request.sticky_task_queue = client.gate.sticky_queue().unwrap_or_default();
+                let mut service = client.client.connection().workflow_service();
+                let told = service.shutdown_worker(tonic::Request::new(request));
+                if let Ok(Err(status)) = tokio::time::timeout_at(by, told).await {
+                    debug!(%status, "the server did not take the early ShutdownWorker");
+                }
+                Drained {
+                    polls_ended: client.gate.no_poll_at_server(by).await,
+                    tasks_brought: client.gate.tasks_brought(),
+                }
+            }
+            .boxed_local()
+        })
+    }
+
     fn shutdown_handle(&self) -> Box<dyn Fn()> {
-        Box::new(self.worker.shutdown_handle())
+        let (gate, shutdown) = (Arc::clone(&self.client.gate), self.worker.shutdown_handle());
+        Box::new(move || {
+            // Polls held while the others ended must not keep the stopping worker waiting.
+            gate.answer_empty();
+            shutdown();
+        })
     }
 
     async fn run(&mut self) -> Result<(), InvocationError> {

@@ -20,6 +20,7 @@ use crate::{
     backend::{Backend, PollingWorker},
     error::describe,
     options::{Settings, ShutdownHook},
+    polls::{POLL_DEADLINE, TasksBrought},
     task_count::TaskCount,
 };
 
@@ -84,6 +85,11 @@ pub(crate) struct Summary {
     /// Time from the invocation's start until its worker began polling: getting the
     /// connection (made, or kept and checked) and creating the worker.
     pub(crate) ready_ms: u64,
+    /// Whether the worker's polls had all ended at the server before it was stopped, so no
+    /// task could be handed to it while stopping (false after SIGTERM, which leaves no time).
+    pub(crate) polls_drained: bool,
+    /// Time spent ending the polls at the server, before the worker was asked to stop.
+    pub(crate) drain_ms: u64,
     /// Time from asking the worker to stop until it stopped or was abandoned.
     pub(crate) stop_ms: u64,
     /// Workflow tasks (activations with work) this invocation processed.
@@ -124,6 +130,8 @@ pub(crate) async fn invoke<B: Backend>(
                 stopped_by = summary.stopped_by,
                 connection = summary.connection,
                 ready_ms = summary.ready_ms,
+                polls_drained = summary.polls_drained,
+                drain_ms = summary.drain_ms,
                 shutdown = summary.shutdown,
                 stop_ms = summary.stop_ms,
                 workflow_tasks = summary.workflow_tasks,
@@ -157,20 +165,56 @@ async fn work<B: Backend>(
     options.client_identity_override = Some(identity.clone());
     let mut worker = backend.create_worker(client.clone(), options)?;
     let tasks = worker.tasks();
+    let drain_polls = worker.drain_handle();
     let shutdown = worker.shutdown_handle();
     let ready_ms = started.elapsed().as_millis() as u64;
     let run = worker.run();
     tokio::pin!(run);
+    let stopped_early = || {
+        InvocationError::WorkerFailed(
+            "the worker stopped polling before it was asked to".to_owned(),
+        )
+    };
     let stopped_by = tokio::select! {
-        result = &mut run => {
-            return Err(result.err().unwrap_or_else(|| InvocationError::WorkerFailed(
-                "the worker stopped polling before it was asked to".to_owned(),
-            )));
-        }
+        result = &mut run => return Err(result.err().unwrap_or_else(stopped_early)),
         () = sleep_until(stop_polling) => "deadline",
         () = idle(&tasks, settings.idle_exit), if settings.idle_exit.is_some() => "idle",
         () = sigterm(&warm.sigterm) => "sigterm",
     };
+
+    // The worker keeps running while its polls end at the server, so a task one of them still
+    // brings is processed instead of waiting for its timeout (see `polls`). After SIGTERM there
+    // is no time for it.
+    let drain_started = Instant::now();
+    let polls_drained = if stopped_by == "sigterm" {
+        false
+    } else {
+        // The stop timeout keeps its whole length before the deadline: a deadline stop with
+        // the default buffer (stop timeout + 2 s) has about a second to drain.
+        let latest_stop = earlier(
+            deadline,
+            settings.stop_timeout + HARD_STOP_GRACE + RETURN_MARGIN * 2,
+        );
+        let drain_by = (drain_started + POLL_DEADLINE).min(latest_stop.max(drain_started));
+        let drain = async {
+            let drained = drain_polls(drain_by).await;
+            // A task the last polls brought may still sit in the SDK's buffer, which a stopping
+            // worker drops: wait until the worker has taken every one in.
+            drained.polls_ended && taken_in(&tasks, drained.tasks_brought, drain_by).await
+        };
+        tokio::select! {
+            result = &mut run => return Err(result.err().unwrap_or_else(stopped_early)),
+            drained = drain => drained,
+            () = sigterm(&warm.sigterm) => false,
+        }
+    };
+    let drain_ms = drain_started.elapsed().as_millis() as u64;
+    if !polls_drained && stopped_by != "sigterm" {
+        info!(
+            drain_ms,
+            "a poll was still at the server when the worker was stopped"
+        );
+    }
 
     shutdown();
     let stop_started = Instant::now();
@@ -208,6 +252,8 @@ async fn work<B: Backend>(
         stopped_by,
         connection,
         ready_ms,
+        polls_drained,
+        drain_ms,
         shutdown,
         stop_ms: stop_started.elapsed().as_millis() as u64,
         workflow_tasks: tasks.workflow_tasks(),
@@ -267,6 +313,24 @@ async fn cutoff(end: Instant, sigterm: &watch::Receiver<Option<Instant>>, allowa
             },
         }
     }
+}
+
+/// Returns true once the worker has started as many tasks of each kind as its polls `brought`
+/// (a workflow task can lead to more than one activation, never to none), or false at `by`.
+async fn taken_in(tasks: &TaskCount, brought: TasksBrought, by: Instant) -> bool {
+    let mut changes = tasks.changes();
+    let started =
+        || tasks.workflow_tasks() >= brought.workflow && tasks.activity_tasks() >= brought.activity;
+    timeout_at(by, async {
+        while !started() {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+    .is_ok()
+        && started()
 }
 
 /// Returns once nothing has been in flight for `period` (see [`IDLE_EXIT_FIRST_TASK_WAIT`]).

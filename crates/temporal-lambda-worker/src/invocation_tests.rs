@@ -14,6 +14,7 @@ use crate::{
 };
 
 const SECOND: Duration = Duration::from_secs(1);
+const MILLISECOND: Duration = Duration::from_millis(1);
 
 fn settings_with(configure: impl FnOnce(&mut Options)) -> Settings {
     let dir = tempfile::tempdir().unwrap();
@@ -66,6 +67,7 @@ async fn success_polls_until_deadline_minus_buffer_then_stops_then_runs_hooks() 
     });
     let backend = FakeBackend::new(Script {
         drain: Duration::from_millis(300),
+        polls_end_after: Duration::from_millis(800),
         ..Default::default()
     });
     let summary = invoke_within(&backend, &settings, 60 * SECOND)
@@ -78,12 +80,21 @@ async fn success_polls_until_deadline_minus_buffer_then_stops_then_runs_hooks() 
             "connect http://temporal.test:7233/",
             "create worker on 1 as req-1@arn:aws:lambda:us-east-1:123456789012:function:f",
             "run",
+            "drain polls",
+            "polls ended: true",
             "stop requested",
             "stopped",
         ]
     );
-    // Polling ends exactly at deadline − buffer (60 s − 7 s).
-    assert_eq!(backend.at("stop requested"), 53 * SECOND);
+    // Polling ends exactly at deadline − buffer (60 s − 7 s); the worker is asked to stop once
+    // its polls have ended at the server.
+    assert_eq!(backend.at("drain polls"), 53 * SECOND);
+    assert_eq!(
+        backend.at("stop requested"),
+        53 * SECOND + 800 * MILLISECOND
+    );
+    assert!(summary.polls_drained);
+    assert_eq!(summary.drain_ms, 800);
     assert_eq!(summary.shutdown, "graceful");
     assert_eq!(summary.stop_ms, 300);
     // Hooks ran once each, in order, after the worker stopped.
@@ -575,6 +586,9 @@ async fn sigterm_stops_the_worker_and_bounds_drain_and_hooks_to_lambdas_limit() 
     let (summary, ()) = tokio::join!(invoke(&backend, &settings, &backend.warm, &context), signal);
     let summary = summary.unwrap();
     assert_eq!(summary.stopped_by, "sigterm");
+    // No time to end the polls at the server first.
+    assert!(!backend.names().contains(&"drain polls".to_owned()));
+    assert!(!summary.polls_drained);
     assert_eq!(backend.at("stop requested"), 10 * SECOND);
     // The 3 s drain is cut 200 ms after the signal, the hanging hook 400 ms after it.
     assert_eq!((summary.shutdown, summary.stop_ms), ("abandoned", 200));
@@ -594,4 +608,78 @@ async fn sigterm_while_hooks_run_cuts_them_short() {
     let (summary, ()) = tokio::join!(invoke(&backend, &settings, &backend.warm, &context), signal);
     assert_eq!(summary.unwrap().stopped_by, "deadline");
     assert_eq!(backend.elapsed(), 54 * SECOND + SIGTERM_BUDGET);
+}
+
+#[tokio::test(start_paused = true)]
+async fn polls_that_do_not_end_in_time_still_let_the_worker_stop() {
+    let settings = settings_with(|_| {});
+    let backend = FakeBackend::new(Script {
+        polls_end_after: 60 * SECOND,
+        ..Default::default()
+    });
+    let summary = invoke_within(&backend, &settings, 20 * SECOND)
+        .await
+        .unwrap();
+    assert!(!summary.polls_drained);
+    // A deadline stop keeps the whole stop timeout (5 s), its grace and the return margins
+    // (1 s) before the deadline: polls stop at 13 s, the worker is stopped at 14 s at the latest.
+    assert_eq!(backend.at("stop requested"), 14 * SECOND);
+    assert_eq!(summary.drain_ms, 1000);
+
+    // An idle exit, far from the deadline, waits as long as a poll can last.
+    let backend = FakeBackend::new(Script {
+        polls_end_after: 60 * SECOND,
+        ..Default::default()
+    });
+    let summary = invoke_within(&backend, &idle_settings(SECOND), 60 * SECOND)
+        .await
+        .unwrap();
+    assert_eq!(summary.stopped_by, "idle");
+    assert!(!summary.polls_drained);
+    assert_eq!(
+        backend.at("stop requested"),
+        IDLE_EXIT_FIRST_TASK_WAIT + POLL_DEADLINE
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn sigterm_while_polls_end_stops_the_worker_at_once() {
+    let settings = settings_with(|_| {});
+    let backend = FakeBackend::new(Script {
+        polls_end_after: 2 * SECOND,
+        ..Default::default()
+    });
+    let signal = async {
+        tokio::time::sleep(13 * SECOND + 500 * MILLISECOND).await;
+        backend.sigterm.send_replace(Some(Instant::now()));
+    };
+    let context = backend.context(20 * SECOND);
+    let (summary, ()) = tokio::join!(invoke(&backend, &settings, &backend.warm, &context), signal);
+    let summary = summary.unwrap();
+    assert_eq!(summary.stopped_by, "deadline");
+    assert!(!summary.polls_drained);
+    assert_eq!(
+        backend.at("stop requested"),
+        13 * SECOND + 500 * MILLISECOND
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_arriving_while_the_polls_end_is_processed_by_the_running_worker() {
+    // Polls stop at 13 s and end at the server 800 ms later; one of them brings a task at
+    // 13.5 s, which the worker, still running, processes (the stop then drains it).
+    let backend = FakeBackend::new(Script {
+        polls_end_after: 800 * MILLISECOND,
+        tasks: vec![(13 * SECOND + 500 * MILLISECOND, 2 * SECOND)],
+        ..Default::default()
+    });
+    let summary = invoke_within(&backend, &settings_with(|_| {}), 20 * SECOND)
+        .await
+        .unwrap();
+    assert!(summary.polls_drained);
+    assert_eq!(summary.activity_tasks, 1);
+    assert_eq!(
+        backend.at("stop requested"),
+        13 * SECOND + 800 * MILLISECOND
+    );
 }

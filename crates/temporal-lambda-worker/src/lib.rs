@@ -60,6 +60,7 @@ mod logging;
 mod options;
 #[cfg(feature = "otel")]
 pub mod otel;
+mod polls;
 mod task_count;
 #[cfg(test)]
 mod test_support;
@@ -73,6 +74,7 @@ pub use error::{BoxError, Error, InvocationError};
 pub use invocation::{IDLE_EXIT_FIRST_TASK_WAIT, LOW_WORK_TIME, MIN_WORK_TIME};
 pub use logging::init_logging;
 pub use options::{Options, Version, VersioningBehavior};
+pub use polls::POLL_DEADLINE;
 pub use worker::{LambdaWorker, run_worker};
 
 /// The Lambda runtime this crate serves through, re-exported for its `Context` and `LambdaEvent`.

@@ -8,6 +8,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use futures::FutureExt;
 use lambda_runtime::Context;
 use temporalio_client::{ClientOptions, ConnectionOptions};
 use temporalio_macros::{activities, workflow, workflow_methods};
@@ -23,8 +24,9 @@ use tokio::{
 
 use crate::{
     InvocationError,
-    backend::{Backend, PollingWorker},
+    backend::{Backend, DrainPolls, Drained, PollingWorker},
     invocation::Warm,
+    polls::TasksBrought,
     task_count::{Task, TaskCount},
 };
 
@@ -87,6 +89,8 @@ pub(crate) struct Script {
     pub(crate) ignores_shutdown: bool,
     /// Tasks the worker processes: (start after `run` began, duration).
     pub(crate) tasks: Vec<(Duration, Duration)>,
+    /// Once told to end its polls, the last one is answered after this long.
+    pub(crate) polls_end_after: Duration,
 }
 
 /// A backend that follows a [`Script`] on a virtual clock and records what happened, with the
@@ -240,6 +244,34 @@ impl Backend for FakeBackend {
 impl PollingWorker for FakeWorker {
     fn tasks(&self) -> Arc<TaskCount> {
         Arc::clone(&self.tasks)
+    }
+
+    fn drain_handle(&self) -> DrainPolls {
+        let (events, start) = (Rc::clone(&self.events), self.start);
+        let polls_end_after = self.script.polls_end_after;
+        // Every scripted task due by the end of the drain came from a poll.
+        let due: Vec<Duration> = self.script.tasks.iter().map(|(at, _)| *at).collect();
+        let created = Instant::now();
+        Box::new(move |by| {
+            let due = due.clone();
+            FakeBackend::record(&events, start, "drain polls".to_owned());
+            let events = Rc::clone(&events);
+            async move {
+                let ended = tokio::time::timeout_at(by, tokio::time::sleep(polls_end_after))
+                    .await
+                    .is_ok();
+                FakeBackend::record(&events, start, format!("polls ended: {ended}"));
+                let now = created.elapsed();
+                Drained {
+                    polls_ended: ended,
+                    tasks_brought: TasksBrought {
+                        workflow: 0,
+                        activity: due.iter().filter(|at| **at <= now).count() as u64,
+                    },
+                }
+            }
+            .boxed_local()
+        })
     }
 
     fn shutdown_handle(&self) -> Box<dyn Fn()> {

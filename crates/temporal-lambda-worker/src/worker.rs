@@ -9,7 +9,6 @@ use std::{
 use futures::{FutureExt, future::LocalBoxFuture};
 use lambda_runtime::{LambdaEvent, LambdaInvocation, Service, layers::TracingLayer};
 use serde_json::Value;
-use temporalio_client::Client;
 use temporalio_common::telemetry::TelemetryOptions;
 use temporalio_sdk::{Runtime, runtime::RuntimeOptions};
 use tokio::{
@@ -20,7 +19,7 @@ use tokio::{
 
 use crate::{
     BoxError, Error, InvocationError, Options, Version,
-    backend::SdkBackend,
+    backend::{GatedClient, SdkBackend},
     config, env_settings,
     environment::Environment,
     error::describe,
@@ -88,7 +87,7 @@ pub struct LambdaWorker {
 struct Shared {
     backend: SdkBackend,
     settings: Settings,
-    warm: Warm<Client>,
+    warm: Warm<GatedClient>,
     /// Set when Lambda's SIGTERM arrives (by the listener [`LambdaWorker::serve`] starts).
     sigterm: watch::Sender<Option<Instant>>,
     /// Whether an invocation is being served and not yet answered, so SIGTERM can let it

@@ -280,11 +280,26 @@ impl History {
         let mut waits = Vec::new();
         for event in &self.events {
             match &event.attributes {
-                Some(Attributes::WorkflowTaskTimedOutEventAttributes(a)) => waits.push(format!(
-                    "{}: workflow task timed out ({:?})",
-                    at(event),
-                    a.timeout_type()
-                )),
+                Some(Attributes::WorkflowTaskTimedOutEventAttributes(a)) => {
+                    let started = self
+                        .events
+                        .iter()
+                        .find(|e| e.event_id == a.started_event_id);
+                    let by = started.and_then(|e| match &e.attributes {
+                        Some(Attributes::WorkflowTaskStartedEventAttributes(s)) => {
+                            Some(s.identity.clone())
+                        }
+                        _ => None,
+                    });
+                    waits.push(format!(
+                        "{}: workflow task timed out ({:?}); started at {} ms since the epoch \
+                         by {}",
+                        at(event),
+                        a.timeout_type(),
+                        started.map_or(0, event_ms),
+                        by.unwrap_or_default()
+                    ))
+                }
                 Some(Attributes::WorkflowTaskFailedEventAttributes(a)) => waits.push(format!(
                     "{}: workflow task failed ({:?})",
                     at(event),

@@ -1,0 +1,519 @@
+//! Clean stops: every gRPC call of the worker's connection passes through here, unchanged but
+//! for one thing, so that a stopping worker can leave Temporal with no poll of its own.
+//!
+//! The SDK stops a worker by cancelling its outstanding long polls. A task that the server hands
+//! to a poll in that moment is recorded as started by the stopped worker and then waits for its
+//! timeout (10 s for a workflow task, the start-to-close timeout for an activity). So before the
+//! SDK is asked to stop, the [`PollGate`] is closed: polls the worker starts from then on are held
+//! here and never sent, and the ones already at the server end there, on the server's side (every
+//! poll is sent with a deadline of at most [`POLL_DEADLINE`], so it ends with an empty answer in
+//! about a second less than that, or at once on a server that completes a stopping worker's polls
+//! itself). A task that such a poll still brings reaches a worker that is running, and is
+//! processed. Only then does the SDK stop the worker; it has nothing left to cancel.
+//!
+//! The one change to a call: a poll's deadline is capped at [`POLL_DEADLINE`] (the SDK asks for
+//! 70 s). Everything else (headers such as the API key, TLS, compression, deadlines of other
+//! calls, errors with their details) passes through as it is.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::{FutureExt, future::BoxFuture};
+use temporalio_client::{
+    ConnectionOptions, GrpcCompression,
+    callback_based::{CallbackBasedGrpcService, GrpcRequest, GrpcSuccessResponse},
+    tonic::{
+        self, Status,
+        client::Grpc,
+        codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder},
+        codegen::{Bytes, http::uri::PathAndQuery},
+        metadata::MetadataMap,
+        transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+    },
+};
+use temporalio_common::protos::temporal::api::{
+    enums::v1::TaskQueueKind, workflowservice::v1::PollWorkflowTaskQueueRequest,
+};
+use tokio::{sync::watch, time::Instant};
+
+/// The longest deadline a poll is sent with. The server refuses long polls shorter than 2 s and
+/// answers one that found no task about a second before its deadline, so a stopping worker waits
+/// at most about 2 s for its last poll to end.
+pub const POLL_DEADLINE: Duration = Duration::from_secs(3);
+
+/// Methods that long-poll for tasks.
+const POLL_METHODS: [&str; 3] = [
+    "PollWorkflowTaskQueue",
+    "PollActivityTaskQueue",
+    "PollNexusTaskQueue",
+];
+
+/// Headers that describe how one hop frames its messages, not the call itself.
+const FRAMING_HEADERS: [&str; 3] = ["content-type", "grpc-encoding", "grpc-accept-encoding"];
+
+/// Largest message accepted from the server, as the SDK's own connection has it.
+const MAX_DECODING_MESSAGE_SIZE: usize = 128 * 1024 * 1024;
+
+/// What happens to a poll the worker starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gate {
+    /// Sent to the server.
+    Open,
+    /// Held here, unsent, while the polls at the server end.
+    Holding,
+    /// Answered here at once with no task, so a stopping worker waits for none (the SDK waits
+    /// for its polls to return when the server completes polls at shutdown).
+    Answering,
+}
+
+/// Tasks that polls brought, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TasksBrought {
+    /// Workflow tasks.
+    pub(crate) workflow: u64,
+    /// Activity tasks.
+    pub(crate) activity: u64,
+}
+
+/// Whether the worker's polls may reach the server, and how many are there now.
+#[derive(Debug)]
+pub(crate) struct PollGate {
+    state: watch::Sender<Gate>,
+    at_server: watch::Sender<usize>,
+    /// Polls answered with a workflow task and with an activity task, since the gate last
+    /// opened.
+    tasks_brought: [AtomicU64; 2],
+    /// The worker's sticky task queue, learned from its polls, for the server to forget.
+    sticky_queue: Mutex<Option<String>>,
+}
+
+impl Default for PollGate {
+    fn default() -> Self {
+        Self {
+            state: watch::Sender::new(Gate::Open),
+            at_server: watch::Sender::new(0),
+            tasks_brought: Default::default(),
+            sticky_queue: Mutex::new(None),
+        }
+    }
+}
+
+impl PollGate {
+    /// Lets polls through, for a new worker.
+    pub(crate) fn open(&self) {
+        *self.sticky_queue.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        for brought in &self.tasks_brought {
+            brought.store(0, Ordering::Relaxed);
+        }
+        self.state.send_replace(Gate::Open);
+    }
+
+    /// Holds every poll started from now on.
+    pub(crate) fn close(&self) {
+        self.state.send_replace(Gate::Holding);
+    }
+
+    /// Answers every held poll, and every later one, with no task, for a worker that stops.
+    pub(crate) fn answer_empty(&self) {
+        self.state.send_replace(Gate::Answering);
+    }
+
+    /// Returns once no poll of this connection is at the server, or at `by`; true when none is.
+    pub(crate) async fn no_poll_at_server(&self, by: Instant) -> bool {
+        let mut at_server = self.at_server.subscribe();
+        tokio::time::timeout_at(by, at_server.wait_for(|n| *n == 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// How many polls were answered with a workflow task and with an activity task since the
+    /// gate last opened: the worker must have taken each in before it is asked to stop, or the
+    /// SDK may drop one still in its buffer.
+    pub(crate) fn tasks_brought(&self) -> TasksBrought {
+        let [workflow, activity] = &self.tasks_brought;
+        TasksBrought {
+            workflow: workflow.load(Ordering::Relaxed),
+            activity: activity.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The sticky task queue the worker has polled, if any.
+    pub(crate) fn sticky_queue(&self) -> Option<String> {
+        self.sticky_queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits while polls are held; then counts one at the server until the guard drops, or
+    /// returns `None` when the poll is to be answered here with no task.
+    async fn enter(self: &Arc<Self>) -> Option<AtServer> {
+        let mut state = self.state.subscribe();
+        // The sender lives as long as the gate; a closed channel cannot happen while we hold it.
+        let gate = state
+            .wait_for(|gate| *gate != Gate::Holding)
+            .await
+            .map_or(Gate::Answering, |gate| *gate);
+        if gate == Gate::Answering {
+            return None;
+        }
+        self.at_server.send_modify(|n| *n += 1);
+        Some(AtServer(Arc::clone(self)))
+    }
+
+    fn learn_sticky_queue(&self, request: &GrpcRequest) {
+        if request.rpc != "PollWorkflowTaskQueue" {
+            return;
+        }
+        let Ok(poll) =
+            <PollWorkflowTaskQueueRequest as prost::Message>::decode(request.proto.clone())
+        else {
+            return;
+        };
+        if let Some(queue) = poll.task_queue
+            && queue.kind() == TaskQueueKind::Sticky
+        {
+            *self.sticky_queue.lock().unwrap_or_else(|e| e.into_inner()) = Some(queue.name);
+        }
+    }
+}
+
+/// A poll counted as at the server, until dropped (answered, failed or cancelled).
+struct AtServer(Arc<PollGate>);
+
+impl Drop for AtServer {
+    fn drop(&mut self) {
+        self.0.at_server.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// The connection the worker's calls really travel on, and the gate in front of its polls.
+#[derive(Clone, Debug)]
+pub(crate) struct Forwarder {
+    channel: Channel,
+    gate: Arc<PollGate>,
+    compression: Option<CompressionEncoding>,
+}
+
+impl Forwarder {
+    /// Connects to the server as the SDK would with `options` (TLS, client certificate, keep-alive,
+    /// origin, proxy, connect timeout), at once, so an unreachable server fails here.
+    pub(crate) async fn connect(
+        options: &ConnectionOptions,
+    ) -> Result<Self, tonic::transport::Error> {
+        let mut endpoint = Endpoint::from_shared(options.target.to_string())?;
+        if let Some(timeout) = options.connect_timeout {
+            endpoint = endpoint.connect_timeout(timeout);
+        }
+        if let Some(tls) = &options.tls_options {
+            if let Some(domain) = &tls.domain {
+                // SNI and :authority, as the SDK sets them.
+                let origin = Endpoint::from_shared(format!("https://{domain}"))?;
+                endpoint = endpoint.origin(origin.uri().clone());
+            }
+            let mut config = ClientTlsConfig::new();
+            if tls.server_cert_verifier.is_none() {
+                config = match &tls.server_root_ca_cert {
+                    Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
+                    None => config.with_native_roots(),
+                };
+            }
+            if let Some(domain) = &tls.domain {
+                config = config.domain_name(domain);
+            }
+            if let Some(client) = &tls.client_tls_options {
+                config = config.identity(Identity::from_pem(
+                    &client.client_cert,
+                    &client.client_private_key,
+                ));
+            }
+            endpoint = match &tls.server_cert_verifier {
+                Some(verifier) => endpoint.tls_config_with_verifier(config, verifier.clone())?,
+                None => endpoint.tls_config(config)?,
+            };
+        }
+        if let Some(keep_alive) = &options.keep_alive {
+            endpoint = endpoint
+                .keep_alive_while_idle(true)
+                .http2_keep_alive_interval(keep_alive.interval)
+                .keep_alive_timeout(keep_alive.timeout);
+        }
+        if let Some(origin) = &options.override_origin {
+            endpoint = endpoint.origin(origin.clone());
+        }
+        let channel = match &options.http_connect_proxy {
+            Some(proxy) => proxy.connect_endpoint(&endpoint).await?,
+            None => endpoint.connect().await?,
+        };
+        Ok(Self {
+            channel,
+            gate: Arc::default(),
+            compression: match options.grpc_compression {
+                GrpcCompression::Gzip => Some(CompressionEncoding::Gzip),
+                _ => None,
+            },
+        })
+    }
+
+    /// The gate in front of this connection's polls.
+    pub(crate) fn gate(&self) -> Arc<PollGate> {
+        Arc::clone(&self.gate)
+    }
+
+    /// `options` with every call routed through this forwarder.
+    pub(crate) fn route(&self, options: &ConnectionOptions) -> ConnectionOptions {
+        let mut routed = options.clone();
+        let forwarder = self.clone();
+        routed.service_override = Some(CallbackBasedGrpcService {
+            callback: Arc::new(move |request| forwarder.clone().call(request)),
+        });
+        // Load balancing and the proxy belong to the connection made above.
+        routed.dns_load_balancing = None;
+        routed.http_connect_proxy = None;
+        routed
+    }
+
+    fn call(self, request: GrpcRequest) -> BoxFuture<'static, Result<GrpcSuccessResponse, Status>> {
+        async move {
+            let poll = POLL_METHODS.contains(&request.rpc.as_str());
+            let _at_server = if poll {
+                self.gate.learn_sticky_queue(&request);
+                match self.gate.enter().await {
+                    Some(at_server) => Some(at_server),
+                    // An empty message is a poll response with no task.
+                    None => {
+                        return Ok(GrpcSuccessResponse {
+                            headers: Default::default(),
+                            proto: Vec::new(),
+                        });
+                    }
+                }
+            } else {
+                None
+            };
+            self.forward(request, poll).await
+        }
+        .boxed()
+    }
+
+    async fn forward(
+        &self,
+        request: GrpcRequest,
+        poll: bool,
+    ) -> Result<GrpcSuccessResponse, Status> {
+        let rpc = request.rpc;
+        let path = PathAndQuery::try_from(format!("/{}/{rpc}", request.service))
+            .map_err(|e| Status::internal(format!("invalid method path: {e}")))?;
+        let mut headers = request.headers;
+        // Set again by the client that sends the call.
+        for name in FRAMING_HEADERS.iter().chain(&["user-agent", "te"]) {
+            headers.remove(*name);
+        }
+        let mut call = tonic::Request::from_parts(
+            MetadataMap::from_headers(headers),
+            Default::default(),
+            request.proto,
+        );
+        if poll {
+            let asked = call
+                .metadata()
+                .get("grpc-timeout")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_grpc_timeout);
+            call.set_timeout(asked.map_or(POLL_DEADLINE, |asked| asked.min(POLL_DEADLINE)));
+        }
+        let mut grpc = Grpc::new(self.channel.clone())
+            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE)
+            .max_encoding_message_size(usize::MAX);
+        if let Some(encoding) = self.compression {
+            grpc = grpc.send_compressed(encoding).accept_compressed(encoding);
+        }
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("connection not ready: {e}")))?;
+        let response = grpc.unary(call, path, RawCodec).await?;
+        let (metadata, proto, _) = response.into_parts();
+        if poll && carries_task(&proto) {
+            let kind = usize::from(rpc == "PollActivityTaskQueue");
+            self.gate.tasks_brought[kind].fetch_add(1, Ordering::Relaxed);
+        }
+        let mut headers = metadata.into_headers();
+        // The message is handed on decompressed, and the service override sets its own type.
+        for name in FRAMING_HEADERS {
+            headers.remove(name);
+        }
+        Ok(GrpcSuccessResponse {
+            headers,
+            proto: proto.to_vec(),
+        })
+    }
+}
+
+/// The one field that every poll response with a task has (`task_token`, field 1 of the
+/// workflow, activity and Nexus poll responses); the rest of the message is skipped unread.
+#[derive(Clone, PartialEq, prost::Message)]
+struct TaskToken {
+    #[prost(bytes = "vec", tag = "1")]
+    task_token: Vec<u8>,
+}
+
+/// Whether an encoded poll response carries a task (an empty one answers a poll that found none).
+fn carries_task(response: &[u8]) -> bool {
+    <TaskToken as prost::Message>::decode(response).is_ok_and(|t| !t.task_token.is_empty())
+}
+
+/// A gRPC `grpc-timeout` header value (`<digits><unit>`, unit one of `HMSmun`).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.checked_mul(3600)?),
+        "M" => Duration::from_secs(amount.checked_mul(60)?),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// Passes encoded messages through as bytes.
+#[derive(Clone, Copy, Debug, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        use bytes::BufMut;
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        use bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        assert_eq!(parse_grpc_timeout("70S"), Some(Duration::from_secs(70)));
+        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            parse_grpc_timeout("1500m"),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(parse_grpc_timeout("9n"), Some(Duration::from_nanos(9)));
+        for bad in ["", "S", "12", "12x", "-1S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_poll_response_with_a_task_token_carries_a_task() {
+        use temporalio_common::protos::temporal::api::workflowservice::v1::{
+            PollActivityTaskQueueResponse, PollWorkflowTaskQueueResponse,
+        };
+        let encode = |m: &dyn Fn() -> Vec<u8>| m();
+        let with_task = encode(&|| {
+            prost::Message::encode_to_vec(&PollWorkflowTaskQueueResponse {
+                task_token: b"token".to_vec(),
+                attempt: 1,
+                ..Default::default()
+            })
+        });
+        let activity = prost::Message::encode_to_vec(&PollActivityTaskQueueResponse {
+            task_token: b"token".to_vec(),
+            activity_id: "a".to_owned(),
+            ..Default::default()
+        });
+        let empty = prost::Message::encode_to_vec(&PollWorkflowTaskQueueResponse {
+            attempt: 0,
+            ..Default::default()
+        });
+        assert!(carries_task(&with_task));
+        assert!(carries_task(&activity));
+        assert!(!carries_task(&empty));
+        assert!(!carries_task(b""));
+    }
+
+    #[tokio::test]
+    async fn a_closed_gate_holds_new_polls_and_reports_when_none_is_at_the_server() {
+        let gate = Arc::new(PollGate::default());
+        let first = gate.enter().await;
+        assert!(first.is_some());
+        gate.close();
+        let held = tokio::spawn({
+            let gate = Arc::clone(&gate);
+            async move { gate.enter().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!held.is_finished(), "a poll after close waits");
+        let soon = Instant::now() + Duration::from_millis(50);
+        assert!(
+            !gate.no_poll_at_server(soon).await,
+            "one still at the server"
+        );
+        drop(first);
+        assert!(
+            gate.no_poll_at_server(Instant::now() + Duration::from_secs(1))
+                .await
+        );
+        gate.open();
+        let second = tokio::time::timeout(Duration::from_secs(1), held)
+            .await
+            .expect("released when the gate opens")
+            .unwrap();
+        assert!(second.is_some(), "sent to the server");
+        assert!(!gate.no_poll_at_server(Instant::now()).await);
+        drop(second);
+    }
+
+    #[tokio::test]
+    async fn a_stopping_worker_gets_held_and_later_polls_answered_with_no_task() {
+        let gate = Arc::new(PollGate::default());
+        gate.close();
+        let held = tokio::spawn({
+            let gate = Arc::clone(&gate);
+            async move { gate.enter().await.is_none() }
+        });
+        tokio::task::yield_now().await;
+        gate.answer_empty();
+        assert!(held.await.unwrap(), "the held poll is answered here");
+        assert!(gate.enter().await.is_none(), "so is a later one");
+        assert!(gate.no_poll_at_server(Instant::now()).await);
+    }
+}
