@@ -19,7 +19,7 @@ use tracing::debug;
 use crate::{
     InvocationError,
     error::describe,
-    polls::{Forwarder, PollGate, TasksBrought},
+    polls::{Forwarder, PollGate},
     task_count::TaskCount,
 };
 
@@ -62,10 +62,11 @@ pub(crate) type DrainPolls = Box<dyn Fn(Instant) -> LocalBoxFuture<'static, Drai
 /// How ending the polls went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Drained {
-    /// No poll of the worker is at the server.
-    pub(crate) polls_ended: bool,
-    /// Polls answered with a task over the worker's life, all of which it must have taken in.
-    pub(crate) tasks_brought: TasksBrought,
+    /// No poll of the worker is at the server, and it has answered every workflow task.
+    pub(crate) settled: bool,
+    /// Polls answered with an activity task over the worker's life, all of which it must have
+    /// started.
+    pub(crate) activity_tasks_brought: u64,
 }
 
 /// What the lifecycle needs of a worker.
@@ -223,8 +224,8 @@ impl PollingWorker for SdkWorker {
                     debug!(%status, "the server did not take the early ShutdownWorker");
                 }
                 Drained {
-                    polls_ended: client.gate.no_poll_at_server(by).await,
-                    tasks_brought: client.gate.tasks_brought(),
+                    settled: client.gate.settled(by).await,
+                    activity_tasks_brought: client.gate.activity_tasks_brought(),
                 }
             }
             .boxed_local()

@@ -20,7 +20,7 @@ use crate::{
     backend::{Backend, PollingWorker},
     error::describe,
     options::{Settings, ShutdownHook},
-    polls::{POLL_DEADLINE, TasksBrought},
+    polls::POLL_DEADLINE,
     task_count::TaskCount,
 };
 
@@ -198,9 +198,10 @@ async fn work<B: Backend>(
         let drain_by = (drain_started + POLL_DEADLINE).min(latest_stop.max(drain_started));
         let drain = async {
             let drained = drain_polls(drain_by).await;
-            // A task the last polls brought may still sit in the SDK's buffer, which a stopping
-            // worker drops: wait until the worker has taken every one in.
-            drained.polls_ended && taken_in(&tasks, drained.tasks_brought, drain_by).await
+            // An activity task the last polls brought may still sit in the SDK's buffer, which
+            // a stopping worker drops: wait until the worker has started every one (workflow
+            // tasks are waited for in `drain_polls`, until answered).
+            drained.settled && taken_in(&tasks, drained.activity_tasks_brought, drain_by).await
         };
         tokio::select! {
             result = &mut run => return Err(result.err().unwrap_or_else(stopped_early)),
@@ -315,12 +316,10 @@ async fn cutoff(end: Instant, sigterm: &watch::Receiver<Option<Instant>>, allowa
     }
 }
 
-/// Returns true once the worker has started as many tasks of each kind as its polls `brought`
-/// (a workflow task can lead to more than one activation, never to none), or false at `by`.
-async fn taken_in(tasks: &TaskCount, brought: TasksBrought, by: Instant) -> bool {
+/// Returns true once the worker has started the `brought` activity tasks, or false at `by`.
+async fn taken_in(tasks: &TaskCount, brought: u64, by: Instant) -> bool {
     let mut changes = tasks.changes();
-    let started =
-        || tasks.workflow_tasks() >= brought.workflow && tasks.activity_tasks() >= brought.activity;
+    let started = || tasks.activity_tasks() >= brought;
     timeout_at(by, async {
         while !started() {
             if changes.changed().await.is_err() {

@@ -56,6 +56,13 @@ const POLL_METHODS: [&str; 3] = [
 /// Headers that describe how one hop frames its messages, not the call itself.
 const FRAMING_HEADERS: [&str; 3] = ["content-type", "grpc-encoding", "grpc-accept-encoding"];
 
+/// Methods that answer a workflow task handed to the worker.
+const ANSWER_METHODS: [&str; 3] = [
+    "RespondWorkflowTaskCompleted",
+    "RespondWorkflowTaskFailed",
+    "RespondQueryTaskCompleted",
+];
+
 /// Largest message accepted from the server, as the SDK's own connection has it.
 const MAX_DECODING_MESSAGE_SIZE: usize = 128 * 1024 * 1024;
 
@@ -71,23 +78,14 @@ enum Gate {
     Answering,
 }
 
-/// Tasks that polls brought, by kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct TasksBrought {
-    /// Workflow tasks.
-    pub(crate) workflow: u64,
-    /// Activity tasks.
-    pub(crate) activity: u64,
-}
-
 /// Whether the worker's polls may reach the server, and how many are there now.
 #[derive(Debug)]
 pub(crate) struct PollGate {
     state: watch::Sender<Gate>,
-    at_server: watch::Sender<usize>,
-    /// Polls answered with a workflow task and with an activity task, since the gate last
-    /// opened.
-    tasks_brought: [AtomicU64; 2],
+    /// Polls at the server, and workflow tasks handed to the worker and not yet answered.
+    pending: watch::Sender<Pending>,
+    /// Polls answered with an activity task, since the gate last opened.
+    activity_tasks_brought: AtomicU64,
     /// The worker's sticky task queue, learned from its polls, for the server to forget.
     sticky_queue: Mutex<Option<String>>,
 }
@@ -96,8 +94,8 @@ impl Default for PollGate {
     fn default() -> Self {
         Self {
             state: watch::Sender::new(Gate::Open),
-            at_server: watch::Sender::new(0),
-            tasks_brought: Default::default(),
+            pending: watch::Sender::new(Pending::default()),
+            activity_tasks_brought: AtomicU64::new(0),
             sticky_queue: Mutex::new(None),
         }
     }
@@ -107,9 +105,8 @@ impl PollGate {
     /// Lets polls through, for a new worker.
     pub(crate) fn open(&self) {
         *self.sticky_queue.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        for brought in &self.tasks_brought {
-            brought.store(0, Ordering::Relaxed);
-        }
+        self.activity_tasks_brought.store(0, Ordering::Relaxed);
+        self.pending.send_modify(|p| p.workflow_tasks = 0);
         self.state.send_replace(Gate::Open);
     }
 
@@ -123,23 +120,22 @@ impl PollGate {
         self.state.send_replace(Gate::Answering);
     }
 
-    /// Returns once no poll of this connection is at the server, or at `by`; true when none is.
-    pub(crate) async fn no_poll_at_server(&self, by: Instant) -> bool {
-        let mut at_server = self.at_server.subscribe();
-        tokio::time::timeout_at(by, at_server.wait_for(|n| *n == 0))
+    /// Returns true once no poll of this connection is at the server and the worker has answered
+    /// every workflow task handed to it (one still in the SDK's buffer would be dropped by a
+    /// stopping worker), or false at `by`.
+    pub(crate) async fn settled(&self, by: Instant) -> bool {
+        let mut pending = self.pending.subscribe();
+        let settled = |p: &Pending| p.polls == 0 && p.workflow_tasks <= 0;
+        tokio::time::timeout_at(by, pending.wait_for(settled))
             .await
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// How many polls were answered with a workflow task and with an activity task since the
-    /// gate last opened: the worker must have taken each in before it is asked to stop, or the
-    /// SDK may drop one still in its buffer.
-    pub(crate) fn tasks_brought(&self) -> TasksBrought {
-        let [workflow, activity] = &self.tasks_brought;
-        TasksBrought {
-            workflow: workflow.load(Ordering::Relaxed),
-            activity: activity.load(Ordering::Relaxed),
-        }
+    /// How many polls were answered with an activity task since the gate last opened: the
+    /// worker must have started each before it is asked to stop, or the SDK may drop one still
+    /// in its buffer.
+    pub(crate) fn activity_tasks_brought(&self) -> u64 {
+        self.activity_tasks_brought.load(Ordering::Relaxed)
     }
 
     /// The sticky task queue the worker has polled, if any.
@@ -162,8 +158,25 @@ impl PollGate {
         if gate == Gate::Answering {
             return None;
         }
-        self.at_server.send_modify(|n| *n += 1);
+        self.pending.send_modify(|p| p.polls += 1);
         Some(AtServer(Arc::clone(self)))
+    }
+
+    /// Counts the tasks a response hands to the worker: a poll's task, or the next workflow task
+    /// that the server may return with a completion.
+    fn count_tasks(&self, rpc: &str, response: &[u8]) {
+        match rpc {
+            "PollWorkflowTaskQueue" if carries_task(response) => {
+                self.pending.send_modify(|p| p.workflow_tasks += 1);
+            }
+            "RespondWorkflowTaskCompleted" if returns_workflow_task(response) => {
+                self.pending.send_modify(|p| p.workflow_tasks += 1);
+            }
+            "PollActivityTaskQueue" if carries_task(response) => {
+                self.activity_tasks_brought.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
     }
 
     fn learn_sticky_queue(&self, request: &GrpcRequest) {
@@ -183,12 +196,21 @@ impl PollGate {
     }
 }
 
+/// What a stopping worker waits for.
+#[derive(Clone, Copy, Debug, Default)]
+struct Pending {
+    polls: usize,
+    workflow_tasks: i64,
+}
+
 /// A poll counted as at the server, until dropped (answered, failed or cancelled).
 struct AtServer(Arc<PollGate>);
 
 impl Drop for AtServer {
     fn drop(&mut self) {
-        self.0.at_server.send_modify(|n| *n = n.saturating_sub(1));
+        self.0
+            .pending
+            .send_modify(|p| p.polls = p.polls.saturating_sub(1));
     }
 }
 
@@ -336,12 +358,13 @@ impl Forwarder {
         grpc.ready()
             .await
             .map_err(|e| Status::unavailable(format!("connection not ready: {e}")))?;
-        let response = grpc.unary(call, path, RawCodec).await?;
-        let (metadata, proto, _) = response.into_parts();
-        if poll && carries_task(&proto) {
-            let kind = usize::from(rpc == "PollActivityTaskQueue");
-            self.gate.tasks_brought[kind].fetch_add(1, Ordering::Relaxed);
+        let response = grpc.unary(call, path, RawCodec).await;
+        if ANSWER_METHODS.contains(&rpc.as_str()) {
+            self.gate.pending.send_modify(|p| p.workflow_tasks -= 1);
         }
+        let response = response?;
+        let (metadata, proto, _) = response.into_parts();
+        self.gate.count_tasks(&rpc, &proto);
         let mut headers = metadata.into_headers();
         // The message is handed on decompressed, and the service override sets its own type.
         for name in FRAMING_HEADERS {
@@ -365,6 +388,19 @@ struct TaskToken {
 /// Whether an encoded poll response carries a task (an empty one answers a poll that found none).
 fn carries_task(response: &[u8]) -> bool {
     <TaskToken as prost::Message>::decode(response).is_ok_and(|t| !t.task_token.is_empty())
+}
+
+/// The next workflow task a completion's response may carry (`workflow_task`, field 1).
+#[derive(Clone, PartialEq, prost::Message)]
+struct NextWorkflowTask {
+    #[prost(message, optional, tag = "1")]
+    workflow_task: Option<TaskToken>,
+}
+
+/// Whether an encoded `RespondWorkflowTaskCompletedResponse` hands the worker its next task.
+fn returns_workflow_task(response: &[u8]) -> bool {
+    <NextWorkflowTask as prost::Message>::decode(response)
+        .is_ok_and(|r| r.workflow_task.is_some_and(|t| !t.task_token.is_empty()))
 }
 
 /// A gRPC `grpc-timeout` header value (`<digits><unit>`, unit one of `HMSmun`).
@@ -483,23 +519,60 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!held.is_finished(), "a poll after close waits");
         let soon = Instant::now() + Duration::from_millis(50);
-        assert!(
-            !gate.no_poll_at_server(soon).await,
-            "one still at the server"
-        );
+        assert!(!gate.settled(soon).await, "one still at the server");
         drop(first);
-        assert!(
-            gate.no_poll_at_server(Instant::now() + Duration::from_secs(1))
-                .await
-        );
+        assert!(gate.settled(Instant::now() + Duration::from_secs(1)).await);
         gate.open();
         let second = tokio::time::timeout(Duration::from_secs(1), held)
             .await
             .expect("released when the gate opens")
             .unwrap();
         assert!(second.is_some(), "sent to the server");
-        assert!(!gate.no_poll_at_server(Instant::now()).await);
+        assert!(!gate.settled(Instant::now()).await);
         drop(second);
+    }
+
+    #[tokio::test]
+    async fn a_workflow_task_handed_to_the_worker_is_pending_until_answered() {
+        use temporalio_common::protos::temporal::api::workflowservice::v1::{
+            PollWorkflowTaskQueueResponse, RespondWorkflowTaskCompletedResponse,
+        };
+        let task = PollWorkflowTaskQueueResponse {
+            task_token: b"token".to_vec(),
+            ..Default::default()
+        };
+        let gate = PollGate::default();
+        let now = || Instant::now();
+        gate.count_tasks(
+            "PollWorkflowTaskQueue",
+            &prost::Message::encode_to_vec(&task),
+        );
+        assert!(!gate.settled(now()).await, "handed over, not answered");
+        // The completion's response hands over the next one.
+        let next = RespondWorkflowTaskCompletedResponse {
+            workflow_task: Some(task.clone()),
+            ..Default::default()
+        };
+        gate.pending.send_modify(|p| p.workflow_tasks -= 1);
+        gate.count_tasks(
+            "RespondWorkflowTaskCompleted",
+            &prost::Message::encode_to_vec(&next),
+        );
+        assert!(!gate.settled(now()).await, "the next one is pending");
+        gate.pending.send_modify(|p| p.workflow_tasks -= 1);
+        gate.count_tasks(
+            "RespondWorkflowTaskCompleted",
+            &prost::Message::encode_to_vec(&RespondWorkflowTaskCompletedResponse::default()),
+        );
+        assert!(gate.settled(now()).await);
+        // An activity task is counted for the worker to start.
+        gate.count_tasks(
+            "PollActivityTaskQueue",
+            &prost::Message::encode_to_vec(&task),
+        );
+        assert_eq!(gate.activity_tasks_brought(), 1);
+        gate.open();
+        assert_eq!(gate.activity_tasks_brought(), 0);
     }
 
     #[tokio::test]
@@ -514,6 +587,6 @@ mod tests {
         gate.answer_empty();
         assert!(held.await.unwrap(), "the held poll is answered here");
         assert!(gate.enter().await.is_none(), "so is a later one");
-        assert!(gate.no_poll_at_server(Instant::now()).await);
+        assert!(gate.settled(Instant::now()).await);
     }
 }

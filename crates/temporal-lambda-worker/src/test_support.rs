@@ -26,7 +26,6 @@ use crate::{
     InvocationError,
     backend::{Backend, DrainPolls, Drained, PollingWorker},
     invocation::Warm,
-    polls::TasksBrought,
     task_count::{Task, TaskCount},
 };
 
@@ -263,11 +262,8 @@ impl PollingWorker for FakeWorker {
                 FakeBackend::record(&events, start, format!("polls ended: {ended}"));
                 let now = created.elapsed();
                 Drained {
-                    polls_ended: ended,
-                    tasks_brought: TasksBrought {
-                        workflow: 0,
-                        activity: due.iter().filter(|at| **at <= now).count() as u64,
-                    },
+                    settled: ended,
+                    activity_tasks_brought: due.iter().filter(|at| **at <= now).count() as u64,
                 }
             }
             .boxed_local()
