@@ -75,7 +75,9 @@ where
 /// the Lambda runtime yourself; [`LambdaWorker::serve`] runs it as [`run_worker`] does.
 /// Each call serves one invocation and responds with a small JSON summary: `identity`,
 /// `stopped_by` (`deadline`, `idle` or `sigterm`), `connection` (`new` or `reused`), `ready_ms`
-/// (time until its worker polled), `shutdown` (`graceful` or `abandoned`), `stop_ms`, and
+/// (time until its worker polled), `polls_drained` and `drain_ms` (whether, and how fast, its
+/// polls had ended at the server before the worker was stopped: see [`crate::POLL_DEADLINE`]),
+/// `shutdown` (`graceful` or `abandoned`), `stop_ms`, and
 /// `workflow_tasks` / `activity_tasks`, the tasks it processed. The event payload is not used.
 ///
 /// Invocations must not overlap (Lambda never overlaps them in one execution environment).
