@@ -140,14 +140,12 @@ fn one_line(report: &str) -> String {
     let mut lines = report.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or_default();
     // Snippet lines are the quoted file (`2 | adress = ...`) and its markers (`| ^^^`).
-    let problem = lines
-        .filter(|l| {
-            !l.starts_with('|')
-                && !l
-                    .split_once(" |")
-                    .is_some_and(|(n, _)| n.trim().parse::<u32>().is_ok())
-        })
-        .last();
+    let snippet = |l: &&str| {
+        l.starts_with('|')
+            || l.split_once(" |")
+                .is_some_and(|(n, _)| n.trim().parse::<u32>().is_ok())
+    };
+    let problem = lines.rfind(|l| !snippet(l));
     match problem {
         Some(problem) => format!(
             "{}: {problem}",
