@@ -493,12 +493,16 @@ fn sigterm_to_a_frozen_environment_exits_at_once_without_running_hooks_again() {
     common::wait_until("the environment is idle", Duration::from_secs(20), || {
         fixture.lambda.in_flight(name) == 0 && !fixture.records(name).is_empty()
     });
+    // Each ended invocation ran its hooks once (the server sometimes invokes twice for one
+    // workflow, so count invocations rather than assume one).
+    let invocations = fixture.records(name).len();
     assert_eq!(
         hook_runs(&hook_file).len(),
-        1,
-        "the invocation's own hooks ran"
+        invocations,
+        "the invocations' own hooks ran"
     );
 
+    let sent = epoch_ms();
     let retired = fixture.run(async move { fixture.lambda.retire_environments(name).await });
     assert_eq!(retired.len(), 1, "{retired:?}");
     let exited_after = retired[0]
@@ -508,10 +512,13 @@ fn sigterm_to_a_frozen_environment_exits_at_once_without_running_hooks_again() {
         exited_after < lambda_local::SHUTDOWN_LIMIT,
         "{exited_after:?}"
     );
-    assert_eq!(
-        hook_runs(&hook_file).len(),
-        1,
-        "nothing left to flush: hooks not rerun"
+    // Nothing left to flush: no hook ran between the signal and the exit (a later invocation
+    // in a new environment may run its own).
+    let during_exit = sent..=sent + exited_after.as_millis() + 1;
+    let runs = hook_runs(&hook_file);
+    assert!(
+        !runs.iter().any(|at| during_exit.contains(at)),
+        "hooks ran again at SIGTERM: {runs:?}, signal sent at {sent}"
     );
 }
 
