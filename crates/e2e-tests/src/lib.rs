@@ -125,13 +125,15 @@ pub struct ApprovalActivities;
 impl ApprovalActivities {
     /// Returns 1.
     #[activity(name = "reserve")]
-    pub async fn reserve(_ctx: ActivityContext) -> Result<u32, ActivityError> {
+    pub async fn reserve(ctx: ActivityContext) -> Result<u32, ActivityError> {
+        log_attempt(&ctx, "reserve");
         Ok(1)
     }
 
     /// Fails its first attempt; returns 2 on the next.
     #[activity(name = "charge")]
     pub async fn charge(ctx: ActivityContext) -> Result<u32, ActivityError> {
+        log_attempt(&ctx, "charge");
         if ctx.info().attempt == 1 {
             return Err(std::io::Error::other("card declined on purpose (first attempt)").into());
         }
@@ -140,9 +142,21 @@ impl ApprovalActivities {
 
     /// Returns 3.
     #[activity(name = "ship")]
-    pub async fn ship(_ctx: ActivityContext) -> Result<u32, ActivityError> {
+    pub async fn ship(ctx: ActivityContext) -> Result<u32, ActivityError> {
+        log_attempt(&ctx, "ship");
         Ok(3)
     }
+}
+
+/// One line on the function's log per attempt, so a test that finds an attempt lost can tell
+/// whether a worker ever ran it.
+fn log_attempt(ctx: &ActivityContext, activity: &str) {
+    let info = ctx.info();
+    eprintln!(
+        "activity {activity} attempt {} of {} runs",
+        info.attempt,
+        info.workflow_id.as_deref().unwrap_or_default()
+    );
 }
 
 /// Activities of the end-to-end tests.

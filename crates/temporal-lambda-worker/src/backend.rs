@@ -2,15 +2,18 @@
 //! Temporal, and creating and running a Worker. [`SdkBackend`] is the real one; the unit tests
 //! substitute a scripted one to reach every branch of the lifecycle without a server.
 
-use std::{future::Future, sync::Arc, time::SystemTime};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use futures::{FutureExt, future::LocalBoxFuture};
 use temporalio_client::{
     Client, ClientOptions, ConnectionOptions, NamespacedClient, errors::ClientConnectError, tonic,
 };
-use temporalio_common::protos::temporal::api::{
-    enums::v1::TaskQueueType,
-    workflowservice::v1::{GetSystemInfoRequest, ShutdownWorkerRequest},
+use temporalio_common::protos::temporal::api::workflowservice::v1::{
+    GetSystemInfoRequest, ShutdownWorkerRequest,
 };
 use temporalio_sdk::{Runtime, Worker, WorkerOptions, WorkerRunError};
 use tokio::time::Instant;
@@ -98,7 +101,7 @@ pub(crate) struct SdkWorker {
     worker: Worker,
     tasks: Arc<TaskCount>,
     client: GatedClient,
-    /// What the server needs to forget this worker's sticky queue and polls.
+    /// Who asks the server to forget this worker's sticky queue (the queue is learned later).
     shutdown_request: ShutdownWorkerRequest,
 }
 
@@ -145,21 +148,13 @@ impl Backend for SdkBackend {
             namespace: client.client.namespace(),
             identity: options.client_identity_override.clone().unwrap_or_default(),
             reason: "the Lambda invocation is ending".to_owned(),
-            task_queue: options.task_queue.clone(),
-            task_queue_types: vec![
-                TaskQueueType::Workflow as i32,
-                TaskQueueType::Activity as i32,
-            ],
             ..Default::default()
         };
         let worker = Worker::new(&self.runtime, client.client.clone(), options)
             .map_err(|e| InvocationError::WorkerStart(describe(&e)))?;
         client.gate.open();
         Ok(SdkWorker {
-            shutdown_request: ShutdownWorkerRequest {
-                worker_instance_key: worker.worker_instance_key().to_string(),
-                ..shutdown_request
-            },
+            shutdown_request,
             worker,
             tasks,
             client,
@@ -201,6 +196,37 @@ fn connect_failure(error: &ClientConnectError) -> String {
     }
 }
 
+/// How long a stopping worker waits for a sticky poll to wait at the server.
+const STICKY_WAIT: Duration = Duration::from_millis(500);
+
+/// Tells the server to forget the worker's sticky queue, so that workflow tasks go to the normal
+/// queue from now on instead of waiting there for a worker that stops (the server unloads the
+/// queue before it answers, which also ends the sticky poll waiting there).
+///
+/// The request names no task queue and no worker instance key on purpose: with them, a server
+/// that completes a stopping worker's polls (`frontend.enableCancelWorkerPollsOnShutdown`)
+/// cancels them, and a poll cancelled while the server forwards it between task queue partitions
+/// can lose the task it was being matched with (recorded as started, never delivered: Temporal
+/// Server 1.32). The polls end at their own short deadline instead.
+async fn forget_sticky_queue(
+    client: &GatedClient,
+    request: ShutdownWorkerRequest,
+    sticky_queue: String,
+    by: Instant,
+) {
+    let request = ShutdownWorkerRequest {
+        sticky_task_queue: sticky_queue,
+        ..request
+    };
+    let mut service = client.client.connection().workflow_service();
+    let told = service.shutdown_worker(tonic::Request::new(request));
+    match tokio::time::timeout_at(by, told).await {
+        Ok(Ok(_)) => debug!("the server forgot the sticky queue"),
+        Ok(Err(status)) => debug!(%status, "the server did not forget the sticky queue"),
+        Err(_) => debug!("no answer in time about the sticky queue"),
+    }
+}
+
 impl PollingWorker for SdkWorker {
     fn tasks(&self) -> Arc<TaskCount> {
         Arc::clone(&self.tasks)
@@ -210,21 +236,27 @@ impl PollingWorker for SdkWorker {
         let client = self.client.clone();
         let request = self.shutdown_request.clone();
         Box::new(move |by| {
-            let (client, mut request) = (client.clone(), request.clone());
+            let (client, request) = (client.clone(), request.clone());
             async move {
-                client.gate.close();
-                // Told now, the server sends workflow tasks to the normal queue instead of this
-                // worker's sticky queue, and one that completes a stopping worker's polls
-                // (`worker_poll_complete_on_shutdown`) ends them at once; a server without
-                // that lets them run to their short deadline.
-                request.sticky_task_queue = client.gate.sticky_queue().unwrap_or_default();
-                let mut service = client.client.connection().workflow_service();
-                let told = service.shutdown_worker(tonic::Request::new(request));
-                if let Ok(Err(status)) = tokio::time::timeout_at(by, told).await {
-                    debug!(%status, "the server did not take the early ShutdownWorker");
+                let gate = &client.gate;
+                match gate.sticky_queue() {
+                    Some(sticky_queue) => {
+                        // A task put on the sticky queue while no sticky poll waits there would
+                        // be stranded when the server forgets the queue (until the sticky
+                        // schedule-to-start timeout): forget it only while a poll waits there.
+                        gate.close_all_but_sticky();
+                        let emptied =
+                            gate.sticky_poll_waiting(by.min(Instant::now() + STICKY_WAIT));
+                        debug!(emptied = emptied.await, "holding new polls");
+                        gate.close();
+                        forget_sticky_queue(&client, request, sticky_queue, by).await;
+                    }
+                    None => gate.close(),
                 }
+                let settled = client.gate.settled(by).await;
+                debug!(settled, "the polls at the server ended");
                 Drained {
-                    settled: client.gate.settled(by).await,
+                    settled,
                     activity_tasks_brought: client.gate.activity_tasks_brought(),
                 }
             }

@@ -189,12 +189,10 @@ async fn work<B: Backend>(
     let polls_drained = if stopped_by == "sigterm" {
         false
     } else {
-        // The stop timeout keeps its whole length before the deadline: a deadline stop with
-        // the default buffer (stop timeout + 2 s) has about a second to drain.
-        let latest_stop = earlier(
-            deadline,
-            settings.stop_timeout + HARD_STOP_GRACE + RETURN_MARGIN * 2,
-        );
+        // The stop timeout keeps its whole length before the deadline; the drain may use the
+        // hard stop's grace, so a deadline stop with the default buffer (stop timeout + 2 s)
+        // has the 1.5 s a poll may still wait at the server.
+        let latest_stop = earlier(deadline, settings.stop_timeout + RETURN_MARGIN * 2);
         let drain_by = (drain_started + POLL_DEADLINE).min(latest_stop.max(drain_started));
         let drain = async {
             let drained = drain_polls(drain_by).await;

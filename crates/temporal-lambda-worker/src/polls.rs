@@ -1,14 +1,16 @@
 //! Clean stops: every gRPC call of the worker's connection passes through here, unchanged but
 //! for one thing, so that a stopping worker can leave Temporal with no poll of its own.
 //!
-//! The SDK stops a worker by cancelling its outstanding long polls. A task that the server hands
-//! to a poll in that moment is recorded as started by the stopped worker and then waits for its
-//! timeout (10 s for a workflow task, the start-to-close timeout for an activity). So before the
-//! SDK is asked to stop, the [`PollGate`] is closed: polls the worker starts from then on are held
-//! here and never sent, and the ones already at the server end there, on the server's side (every
-//! poll is sent with a deadline of at most [`POLL_DEADLINE`], so it ends with an empty answer in
-//! about a second less than that, or at once on a server that completes a stopping worker's polls
-//! itself). A task that such a poll still brings reaches a worker that is running, and is
+//! The SDK stops a worker by cancelling its outstanding long polls. A poll cancelled while the
+//! server is matching it with a task (in particular while the server forwards it from one task
+//! queue partition to another) can leave that task recorded as started by the stopped worker,
+//! and it then waits for its timeout (10 s for a workflow task, the start-to-close timeout for an
+//! activity). The same holds when the server cancels the polls itself at `ShutdownWorker`. The
+//! only safe end of a poll is its deadline, or the task it brings. So before the SDK is asked to
+//! stop, the [`PollGate`] is closed: polls the worker starts from then on are held here and never
+//! sent, and the ones already at the server end there at their deadline (every poll is sent with
+//! one of at most [`POLL_DEADLINE`], and the server answers a poll that found no task a second
+//! before it). A task that such a poll still brings reaches a worker that is running, and is
 //! processed. Only then does the SDK stop the worker; it has nothing left to cancel.
 //!
 //! The one change to a call: a poll's deadline is capped at [`POLL_DEADLINE`] (the SDK asks for
@@ -37,14 +39,19 @@ use temporalio_client::{
     },
 };
 use temporalio_common::protos::temporal::api::{
-    enums::v1::TaskQueueKind, workflowservice::v1::PollWorkflowTaskQueueRequest,
+    enums::v1::TaskQueueKind,
+    workflowservice::v1::{
+        PollActivityTaskQueueResponse, PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse,
+    },
 };
 use tokio::{sync::watch, time::Instant};
+use tracing::debug;
 
-/// The longest deadline a poll is sent with. The server refuses long polls shorter than 2 s and
-/// answers one that found no task about a second before its deadline, so a stopping worker waits
-/// at most about 2 s for its last poll to end.
-pub const POLL_DEADLINE: Duration = Duration::from_secs(3);
+/// The longest deadline a poll is sent with. The server refuses long polls with less than 2 s
+/// left when they arrive (half a second is kept for the way there) and answers one that found no
+/// task a second before its deadline, so a stopping worker waits at most 1.5 s for its last poll
+/// to end.
+pub const POLL_DEADLINE: Duration = Duration::from_millis(2_500);
 
 /// Methods that long-poll for tasks.
 const POLL_METHODS: [&str; 3] = [
@@ -66,15 +73,25 @@ const ANSWER_METHODS: [&str; 3] = [
 /// Largest message accepted from the server, as the SDK's own connection has it.
 const MAX_DECODING_MESSAGE_SIZE: usize = 128 * 1024 * 1024;
 
+/// How long a sticky poll must have been at the server before its queue counts as empty: long
+/// enough to have arrived, so any task there would have been handed to it.
+const STICKY_SETTLE: Duration = Duration::from_millis(50);
+
+/// How often a stopping worker checks whether a sticky poll waits at the server.
+const STICKY_CHECK: Duration = Duration::from_millis(5);
+
 /// What happens to a poll the worker starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Gate {
     /// Sent to the server.
     Open,
+    /// Sticky polls sent, others held: the worker's sticky queue is emptied into a waiting poll
+    /// before the server is told to forget it.
+    HoldingAllButSticky,
     /// Held here, unsent, while the polls at the server end.
     Holding,
     /// Answered here at once with no task, so a stopping worker waits for none (the SDK waits
-    /// for its polls to return when the server completes polls at shutdown).
+    /// for its polls to return on servers that complete a stopping worker's polls).
     Answering,
 }
 
@@ -88,6 +105,8 @@ pub(crate) struct PollGate {
     activity_tasks_brought: AtomicU64,
     /// The worker's sticky task queue, learned from its polls, for the server to forget.
     sticky_queue: Mutex<Option<String>>,
+    /// When each sticky poll at the server was sent.
+    sticky_polls_sent: Mutex<Vec<Instant>>,
 }
 
 impl Default for PollGate {
@@ -97,6 +116,7 @@ impl Default for PollGate {
             pending: watch::Sender::new(Pending::default()),
             activity_tasks_brought: AtomicU64::new(0),
             sticky_queue: Mutex::new(None),
+            sticky_polls_sent: Mutex::default(),
         }
     }
 }
@@ -104,7 +124,7 @@ impl Default for PollGate {
 impl PollGate {
     /// Lets polls through, for a new worker.
     pub(crate) fn open(&self) {
-        *self.sticky_queue.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *lock(&self.sticky_queue) = None;
         self.activity_tasks_brought.store(0, Ordering::Relaxed);
         self.pending.send_modify(|p| p.workflow_tasks = 0);
         self.state.send_replace(Gate::Open);
@@ -113,6 +133,27 @@ impl PollGate {
     /// Holds every poll started from now on.
     pub(crate) fn close(&self) {
         self.state.send_replace(Gate::Holding);
+    }
+
+    /// Holds every poll started from now on but sticky ones.
+    pub(crate) fn close_all_but_sticky(&self) {
+        self.state.send_replace(Gate::HoldingAllButSticky);
+    }
+
+    /// Returns true once a sticky poll has waited at the server long enough for the sticky queue
+    /// to be empty (a task there would have been handed to it), or false at `by`.
+    pub(crate) async fn sticky_poll_waiting(&self, by: Instant) -> bool {
+        loop {
+            let oldest = lock(&self.sticky_polls_sent).iter().min().copied();
+            let now = Instant::now();
+            if oldest.is_some_and(|sent| now >= sent + STICKY_SETTLE) {
+                return true;
+            }
+            if now >= by {
+                return false;
+            }
+            tokio::time::sleep_until((now + STICKY_CHECK).min(by)).await;
+        }
     }
 
     /// Answers every held poll, and every later one, with no task, for a worker that stops.
@@ -140,26 +181,36 @@ impl PollGate {
 
     /// The sticky task queue the worker has polled, if any.
     pub(crate) fn sticky_queue(&self) -> Option<String> {
-        self.sticky_queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.sticky_queue).clone()
     }
 
     /// Waits while polls are held; then counts one at the server until the guard drops, or
     /// returns `None` when the poll is to be answered here with no task.
-    async fn enter(self: &Arc<Self>) -> Option<AtServer> {
+    async fn enter(self: &Arc<Self>, sticky: bool) -> Option<AtServer> {
         let mut state = self.state.subscribe();
+        let held = |gate: &Gate| match gate {
+            Gate::Holding => true,
+            Gate::HoldingAllButSticky => !sticky,
+            Gate::Open | Gate::Answering => false,
+        };
         // The sender lives as long as the gate; a closed channel cannot happen while we hold it.
         let gate = state
-            .wait_for(|gate| *gate != Gate::Holding)
+            .wait_for(|gate| !held(gate))
             .await
             .map_or(Gate::Answering, |gate| *gate);
         if gate == Gate::Answering {
             return None;
         }
         self.pending.send_modify(|p| p.polls += 1);
-        Some(AtServer(Arc::clone(self)))
+        let sticky_sent = sticky.then(|| {
+            let sent = Instant::now();
+            lock(&self.sticky_polls_sent).push(sent);
+            sent
+        });
+        Some(AtServer {
+            gate: Arc::clone(self),
+            sticky_sent,
+        })
     }
 
     /// Counts the tasks a response hands to the worker: a poll's task, or the next workflow task
@@ -179,19 +230,23 @@ impl PollGate {
         }
     }
 
-    fn learn_sticky_queue(&self, request: &GrpcRequest) {
+    /// Whether `request` polls the worker's sticky queue (whose name is kept, for the server to
+    /// forget it).
+    fn polls_sticky_queue(&self, request: &GrpcRequest) -> bool {
         if request.rpc != "PollWorkflowTaskQueue" {
-            return;
+            return false;
         }
         let Ok(poll) =
             <PollWorkflowTaskQueueRequest as prost::Message>::decode(request.proto.clone())
         else {
-            return;
+            return false;
         };
-        if let Some(queue) = poll.task_queue
-            && queue.kind() == TaskQueueKind::Sticky
-        {
-            *self.sticky_queue.lock().unwrap_or_else(|e| e.into_inner()) = Some(queue.name);
+        match poll.task_queue {
+            Some(queue) if queue.kind() == TaskQueueKind::Sticky => {
+                *lock(&self.sticky_queue) = Some(queue.name);
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -204,14 +259,29 @@ struct Pending {
 }
 
 /// A poll counted as at the server, until dropped (answered, failed or cancelled).
-struct AtServer(Arc<PollGate>);
+struct AtServer {
+    gate: Arc<PollGate>,
+    /// When it was sent, for a sticky poll.
+    sticky_sent: Option<Instant>,
+}
 
 impl Drop for AtServer {
     fn drop(&mut self) {
-        self.0
+        if let Some(sent) = self.sticky_sent {
+            let mut sticky = lock(&self.gate.sticky_polls_sent);
+            if let Some(i) = sticky.iter().position(|s| *s == sent) {
+                sticky.swap_remove(i);
+            }
+        }
+        self.gate
             .pending
             .send_modify(|p| p.polls = p.polls.saturating_sub(1));
     }
+}
+
+/// The value behind `mutex`, also after a panic elsewhere (every update here is one assignment).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The connection the worker's calls really travel on, and the gate in front of its polls.
@@ -304,8 +374,8 @@ impl Forwarder {
         async move {
             let poll = POLL_METHODS.contains(&request.rpc.as_str());
             let _at_server = if poll {
-                self.gate.learn_sticky_queue(&request);
-                match self.gate.enter().await {
+                let sticky = self.gate.polls_sticky_queue(&request);
+                match self.gate.enter(sticky).await {
                     Some(at_server) => Some(at_server),
                     // An empty message is a poll response with no task.
                     None => {
@@ -362,8 +432,19 @@ impl Forwarder {
         if ANSWER_METHODS.contains(&rpc.as_str()) {
             self.gate.pending.send_modify(|p| p.workflow_tasks -= 1);
         }
-        let response = response?;
+        let response = match response {
+            Ok(response) => response,
+            Err(status) => {
+                if poll {
+                    debug!(rpc, code = ?status.code(), "a poll ended with an error");
+                }
+                return Err(status);
+            }
+        };
         let (metadata, proto, _) = response.into_parts();
+        if poll && tracing::enabled!(tracing::Level::DEBUG) {
+            log_poll_result(&rpc, &proto);
+        }
         self.gate.count_tasks(&rpc, &proto);
         let mut headers = metadata.into_headers();
         // The message is handed on decompressed, and the service override sets its own type.
@@ -374,6 +455,40 @@ impl Forwarder {
             headers,
             proto: proto.to_vec(),
         })
+    }
+}
+
+/// Which task a poll brought, for following a task from the server to the worker.
+fn log_poll_result(rpc: &str, response: &[u8]) {
+    match rpc {
+        "PollActivityTaskQueue" => {
+            match <PollActivityTaskQueueResponse as prost::Message>::decode(response) {
+                Ok(task) if !task.task_token.is_empty() => debug!(
+                    workflow_id = task
+                        .workflow_execution
+                        .map(|e| e.workflow_id)
+                        .unwrap_or_default(),
+                    activity_type = task.activity_type.map(|t| t.name).unwrap_or_default(),
+                    attempt = task.attempt,
+                    "a poll brought an activity task"
+                ),
+                _ => debug!(rpc, "a poll ended with no task"),
+            }
+        }
+        "PollWorkflowTaskQueue" => {
+            match <PollWorkflowTaskQueueResponse as prost::Message>::decode(response) {
+                Ok(task) if !task.task_token.is_empty() => debug!(
+                    workflow_id = task
+                        .workflow_execution
+                        .map(|e| e.workflow_id)
+                        .unwrap_or_default(),
+                    started_event_id = task.started_event_id,
+                    "a poll brought a workflow task"
+                ),
+                _ => debug!(rpc, "a poll ended with no task"),
+            }
+        }
+        _ => debug!(rpc, "a poll ended"),
     }
 }
 
@@ -509,12 +624,12 @@ mod tests {
     #[tokio::test]
     async fn a_closed_gate_holds_new_polls_and_reports_when_none_is_at_the_server() {
         let gate = Arc::new(PollGate::default());
-        let first = gate.enter().await;
+        let first = gate.enter(false).await;
         assert!(first.is_some());
         gate.close();
         let held = tokio::spawn({
             let gate = Arc::clone(&gate);
-            async move { gate.enter().await }
+            async move { gate.enter(false).await }
         });
         tokio::task::yield_now().await;
         assert!(!held.is_finished(), "a poll after close waits");
@@ -575,18 +690,54 @@ mod tests {
         assert_eq!(gate.activity_tasks_brought(), 0);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn before_the_sticky_queue_is_forgotten_only_sticky_polls_go_and_one_must_wait_there() {
+        let gate = Arc::new(PollGate::default());
+        gate.close_all_but_sticky();
+        let normal = tokio::spawn({
+            let gate = Arc::clone(&gate);
+            async move { gate.enter(false).await.is_some() }
+        });
+        tokio::task::yield_now().await;
+        assert!(!normal.is_finished(), "a normal poll is held");
+        let soon = Instant::now() + STICKY_SETTLE * 2;
+        assert!(!gate.sticky_poll_waiting(soon).await, "no sticky poll at all");
+
+        let sticky = gate.enter(true).await.expect("a sticky poll goes");
+        let started = Instant::now();
+        assert!(gate.sticky_poll_waiting(started + STICKY_SETTLE * 2).await);
+        assert!(started.elapsed() >= STICKY_SETTLE, "{:?}", started.elapsed());
+        // One that returned (with a task) no longer counts, and the next must wait anew.
+        drop(sticky);
+        let next = gate.enter(true).await.expect("a sticky poll goes");
+        let started = Instant::now();
+        assert!(gate.sticky_poll_waiting(started + STICKY_SETTLE * 2).await);
+        assert!(started.elapsed() >= STICKY_SETTLE);
+
+        gate.close();
+        let held = tokio::spawn({
+            let gate = Arc::clone(&gate);
+            async move { gate.enter(true).await.is_some() }
+        });
+        tokio::task::yield_now().await;
+        assert!(!held.is_finished(), "a closed gate holds sticky polls too");
+        drop(next);
+        gate.answer_empty();
+        assert!(!held.await.unwrap() && !normal.await.unwrap(), "both answered here");
+    }
+
     #[tokio::test]
     async fn a_stopping_worker_gets_held_and_later_polls_answered_with_no_task() {
         let gate = Arc::new(PollGate::default());
         gate.close();
         let held = tokio::spawn({
             let gate = Arc::clone(&gate);
-            async move { gate.enter().await.is_none() }
+            async move { gate.enter(false).await.is_none() }
         });
         tokio::task::yield_now().await;
         gate.answer_empty();
         assert!(held.await.unwrap(), "the held poll is answered here");
-        assert!(gate.enter().await.is_none(), "so is a later one");
+        assert!(gate.enter(false).await.is_none(), "so is a later one");
         assert!(gate.settled(Instant::now()).await);
     }
 }

@@ -135,12 +135,16 @@ impl Shared {
     }
 }
 
-/// A field of the worker's JSON response in `record`, `""` when absent.
+/// A field of the worker's JSON response in `record` (a string as it is, any other value as
+/// JSON), `""` when absent.
 pub fn response(record: &InvocationRecord, field: &str) -> String {
     record
         .response
         .as_ref()
-        .and_then(|r| r.get(field)?.as_str().map(str::to_owned))
+        .and_then(|r| match r.get(field)? {
+            serde_json::Value::String(text) => Some(text.clone()),
+            other => Some(other.to_string()),
+        })
         .unwrap_or_default()
 }
 
@@ -166,6 +170,11 @@ pub fn test_worker(
         ("TEST_WORKER_BUILD_ID", "build-1"),
     ] {
         function.env.insert(key.to_owned(), value.to_owned());
+    }
+    // To follow tasks through a failing test's function log, e.g.
+    // TEST_FUNCTION_RUST_LOG=temporal_lambda_worker=debug,info.
+    if let Ok(filter) = std::env::var("TEST_FUNCTION_RUST_LOG") {
+        function.env.insert("RUST_LOG".to_owned(), filter);
     }
     function
 }
@@ -275,7 +284,11 @@ impl History {
         let start = self.events.first().map_or(0, event_ms);
         let at = |e: &HistoryEvent| {
             let ms = event_ms(e) - start;
-            format!("{id} event {} at +{ms} ms", e.event_id)
+            format!(
+                "{id} event {} at +{ms} ms ({} ms since the epoch)",
+                e.event_id,
+                event_ms(e)
+            )
         };
         let mut waits = Vec::new();
         for event in &self.events {
