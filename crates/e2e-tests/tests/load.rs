@@ -116,6 +116,7 @@ fn a_burst_of_workflows_drains_at_a_concurrency_limit_of_10_none_lost_or_duplica
     for history in &histories {
         history.assert_completed_once(1);
     }
+    let sticky_waits = common::assert_no_timeout_waits(&histories, &[]);
     let first_start = histories
         .iter()
         .map(|h| event_ms(h, EventType::WorkflowExecutionStarted))
@@ -180,7 +181,8 @@ fn a_burst_of_workflows_drains_at_a_concurrency_limit_of_10_none_lost_or_duplica
          load: {} invocations ({} cold) in {} environments, at most {most_at_once} at once; \
          {workflow_tasks} workflow tasks, {activity_tasks} activity tasks\n\
          load: max memory used {max_memory} MB; longest invocation {longest:.0} ms of {} ms; \
-         billed {:.1} s in all",
+         billed {:.1} s in all\n\
+         load: no task waited for a timeout; {} workflow tasks waited on a sticky queue",
         TIMEOUT.as_secs(),
         last_completion - first_start,
         records.len(),
@@ -188,6 +190,7 @@ fn a_burst_of_workflows_drains_at_a_concurrency_limit_of_10_none_lost_or_duplica
         environments.len(),
         TIMEOUT.as_millis(),
         billed_ms as f64 / 1000.0,
+        sticky_waits.len(),
     );
     runtime.block_on(async move {
         local.server.stop().await;

@@ -158,6 +158,11 @@ fn twenty_workflows_at_once_complete_within_the_concurrency_limit_reusing_warm_e
                 .unwrap();
                 results.push(result);
             }
+            let mut histories = Vec::new();
+            for i in 0..20 {
+                histories.push(common::History::fetch(&client, &format!("burst-{wave}-{i}")).await);
+            }
+            common::assert_no_timeout_waits(&histories, &[]);
             results
         });
         let expected: Vec<String> = (0..20).map(|i| format!("Hello, w{wave}-{i}!")).collect();
@@ -198,7 +203,7 @@ fn twenty_workflows_at_once_complete_within_the_concurrency_limit_reusing_warm_e
 fn an_activity_outliving_the_timeout_is_killed_then_retried_and_the_workflow_completes() {
     let fixture = fixture();
     let task_queue = fixture.deploy("timeout-e2e", "build-1", 12, 2);
-    let attempt = fixture.run(async move {
+    let (attempt, history) = fixture.run(async move {
         let client = fixture.client().await;
         let handle = client
             .start_workflow(
@@ -208,20 +213,26 @@ fn an_activity_outliving_the_timeout_is_killed_then_retried_and_the_workflow_com
             )
             .await
             .unwrap();
-        tokio::time::timeout(
+        let attempt = tokio::time::timeout(
             Duration::from_secs(120),
             handle.get_result(WorkflowGetResultOptions::default()),
         )
         .await
         .expect("the workflow completed")
-        .unwrap()
+        .unwrap();
+        (
+            attempt,
+            common::History::fetch(&client, "timeout-e2e-1").await,
+        )
     });
     // Attempt 1 blocked the only environment until it was killed; attempt 2 may have been
-    // handed to that environment's still-open poll and been lost with it, so 2 or 3.
+    // handed to that environment's still-open poll and been lost with it, so 2 or 3: the kill
+    // causes those retries, and nothing else may wait for a timeout.
     assert!(
-        attempt >= 2,
+        (2..=3).contains(&attempt),
         "the activity completed on a retry, not attempt {attempt}"
     );
+    common::assert_no_timeout_waits(&[history], &[("block_first_attempt", attempt)]);
     common::wait_until("the invocations ended", Duration::from_secs(60), || {
         fixture.lambda.in_flight("timeout-e2e") == 0
     });
@@ -522,28 +533,32 @@ fn sigterm_to_a_frozen_environment_exits_at_once_without_running_hooks_again() {
     );
 }
 
-/// Starts a greeting workflow for `name` on `task_queue` (its id is the name, dashed) and
-/// waits for its result.
+/// Starts a greeting workflow for `name` on `task_queue` (its id is the name, dashed), waits for
+/// its result, and checks that its history waited for no timeout.
 fn greet(task_queue: &str, name: &str) -> String {
     let fixture = fixture();
     let (task_queue, name) = (task_queue.to_owned(), name.to_owned());
     fixture.run(async move {
         let client = fixture.client().await;
+        let id = name.replace(' ', "-");
         let handle = client
             .start_workflow(
                 GreetingWorkflow::run,
                 name.clone(),
-                WorkflowStartOptions::new(task_queue, name.replace(' ', "-")).build(),
+                WorkflowStartOptions::new(task_queue, id.clone()).build(),
             )
             .await
             .unwrap();
-        tokio::time::timeout(
+        let result = tokio::time::timeout(
             Duration::from_secs(60),
             handle.get_result(WorkflowGetResultOptions::default()),
         )
         .await
         .expect("the workflow completed within 60s")
-        .unwrap()
+        .unwrap();
+        let history = common::History::fetch(&client, &id).await;
+        common::assert_no_timeout_waits(&[history], &[]);
+        result
     })
 }
 
@@ -643,24 +658,13 @@ async fn approval_orders(
     .await
 }
 
-/// Every timeout wait in the histories of `ids` (see [`common::History::timeout_waits`]).
-async fn timeout_waits(client: &Client, ids: &[String]) -> Vec<String> {
-    let mut waits = Vec::new();
-    for id in ids {
-        let history = common::History::fetch(client, id).await;
-        waits.extend(history.timeout_waits(&[(e2e_tests::RETRIED_ON_PURPOSE, 2)]));
-    }
-    waits
-}
-
 /// No task handed to a stopping worker, read from every history. Before stops drained their
-/// polls, 3 of 6 single orders lost the retry of `charge`; with the drain, one run of 110
-/// workflows still had one workflow task wait on the sticky queue of a worker the server had not
-/// yet forgotten, so the test is not yet part of `scripts/test`. Run it with `cargo test -p
-/// e2e-tests --test worker_controller -- --ignored no_task_is_handed`.
+/// polls, 3 of 6 single orders lost the retry of `charge` to a stopping worker and waited 10 s.
+/// The one wait a stop can still cause, rarely, is a workflow task put on the sticky queue of a
+/// busy worker in the instant before the server forgets the queue: it waits the sticky
+/// schedule-to-start timeout (2 s), and the test allows one such wait per 50 workflows.
 #[test]
-#[ignore = "the sticky-queue case can still make one workflow task in about a hundred wait"]
-fn no_task_is_handed_to_a_stopping_worker_across_hundreds_of_idle_exit_stops() {
+fn no_task_is_handed_to_a_stopping_worker_across_idle_exit_and_deadline_stops() {
     // Single orders one after the other (the retry of `charge`, 1 s after its failure, is due
     // just as the 1 s idle exit stops the worker), then bursts of orders whose signals arrive
     // spread over the moments invocations stop. STOPS_SINGLE and STOPS_WAVES lengthen the run.
@@ -678,7 +682,7 @@ fn no_task_is_handed_to_a_stopping_worker_across_hundreds_of_idle_exit_stops() {
     // A 10 s timeout stops each invocation at most 3 s after it starts (deadline - 7 s).
     let task_queue = fixture.deploy_with_env(name, "build-1", 10, 10, &env);
     fixture.dump_on_failure(name, || {
-        let (ids, waits) = fixture.run(async move {
+        let (ids, sticky_waits) = fixture.run(async move {
             let client = fixture.client().await;
             let mut ids = Vec::new();
             for i in 0..singles {
@@ -699,8 +703,12 @@ fn no_task_is_handed_to_a_stopping_worker_across_hundreds_of_idle_exit_stops() {
                     .await,
                 );
             }
-            let waits = timeout_waits(&client, &ids).await;
-            (ids, waits)
+            let mut histories = Vec::new();
+            for id in &ids {
+                histories.push(common::History::fetch(&client, id).await);
+            }
+            let retried = [(e2e_tests::RETRIED_ON_PURPOSE, 2)];
+            (ids, common::assert_no_timeout_waits(&histories, &retried))
         });
         common::wait_until("the invocations ended", Duration::from_secs(60), || {
             fixture.lambda.in_flight(name) == 0
@@ -724,17 +732,22 @@ fn no_task_is_handed_to_a_stopping_worker_across_hundreds_of_idle_exit_stops() {
         drain_ms.sort_unstable();
         eprintln!(
             "{} workflows, {} invocations, stopped by: idle exit {idle}, deadline {deadline}; \
-             polls drained in {drained}, drain median {} ms, max {} ms; {} timeout waits",
+             polls drained in {drained}, drain median {} ms, max {} ms; {} sticky waits{}",
             ids.len(),
             records.len(),
             drain_ms.get(drain_ms.len() / 2).unwrap_or(&0),
             drain_ms.last().unwrap_or(&0),
-            waits.len()
+            sticky_waits.len(),
+            sticky_waits
+                .iter()
+                .map(|w| format!("\n  {w}"))
+                .collect::<String>()
         );
         assert!(
-            waits.is_empty(),
-            "tasks waited for timeouts:\n{}",
-            waits.join("\n")
+            sticky_waits.len() * 50 <= ids.len(),
+            "{} sticky waits for {} workflows",
+            sticky_waits.len(),
+            ids.len()
         );
         common::assert_within_deadlines(&records, Duration::from_secs(10));
         assert!(

@@ -2,11 +2,7 @@
 //! Temporal, and creating and running a Worker. [`SdkBackend`] is the real one; the unit tests
 //! substitute a scripted one to reach every branch of the lifecycle without a server.
 
-use std::{
-    future::Future,
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{future::Future, sync::Arc, time::SystemTime};
 
 use futures::{FutureExt, future::LocalBoxFuture};
 use temporalio_client::{
@@ -196,9 +192,6 @@ fn connect_failure(error: &ClientConnectError) -> String {
     }
 }
 
-/// How long a stopping worker waits for a sticky poll to wait at the server.
-const STICKY_WAIT: Duration = Duration::from_millis(500);
-
 /// Tells the server to forget the worker's sticky queue, so that workflow tasks go to the normal
 /// queue from now on instead of waiting there for a worker that stops (the server unloads the
 /// queue before it answers, which also ends the sticky poll waiting there).
@@ -210,13 +203,13 @@ const STICKY_WAIT: Duration = Duration::from_millis(500);
 /// Server 1.32). The polls end at their own short deadline instead.
 async fn forget_sticky_queue(
     client: &GatedClient,
-    request: ShutdownWorkerRequest,
-    sticky_queue: String,
+    request: &ShutdownWorkerRequest,
+    sticky_queue: &str,
     by: Instant,
 ) {
     let request = ShutdownWorkerRequest {
-        sticky_task_queue: sticky_queue,
-        ..request
+        sticky_task_queue: sticky_queue.to_owned(),
+        ..request.clone()
     };
     let mut service = client.client.connection().workflow_service();
     let told = service.shutdown_worker(tonic::Request::new(request));
@@ -238,23 +231,18 @@ impl PollingWorker for SdkWorker {
         Box::new(move |by| {
             let (client, request) = (client.clone(), request.clone());
             async move {
-                let gate = &client.gate;
-                match gate.sticky_queue() {
-                    Some(sticky_queue) => {
-                        // A task put on the sticky queue while no sticky poll waits there would
-                        // be stranded when the server forgets the queue (until the sticky
-                        // schedule-to-start timeout): forget it only while a poll waits there.
-                        gate.close_all_but_sticky();
-                        let emptied =
-                            gate.sticky_poll_waiting(by.min(Instant::now() + STICKY_WAIT));
-                        debug!(emptied = emptied.await, "holding new polls");
-                        gate.close();
-                        forget_sticky_queue(&client, request, sticky_queue, by).await;
-                    }
-                    None => gate.close(),
+                client.gate.close();
+                let sticky_queue = client.gate.sticky_queue();
+                if let Some(sticky_queue) = &sticky_queue {
+                    forget_sticky_queue(&client, &request, sticky_queue, by).await;
                 }
                 let settled = client.gate.settled(by).await;
                 debug!(settled, "the polls at the server ended");
+                // A sticky poll that reached the server after it forgot the queue made it
+                // remember the queue again; now that none is left there, forget it for good.
+                if let Some(sticky_queue) = &sticky_queue {
+                    forget_sticky_queue(&client, &request, sticky_queue, by).await;
+                }
                 Drained {
                     settled,
                     activity_tasks_brought: client.gate.activity_tasks_brought(),

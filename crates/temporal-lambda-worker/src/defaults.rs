@@ -34,6 +34,12 @@ pub const NEXUS_TASK_POLLERS: usize = 1;
 pub const WORKER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Workflows kept in the sticky cache.
 pub const STICKY_CACHE_SIZE: usize = 100;
+/// How long a workflow task may wait on a worker's sticky queue before the server moves it to
+/// the normal queue (the SDK's default is 10 s). A Lambda worker's sticky queue lives one
+/// invocation: a task put there as the invocation ends (in the instant before the server forgets
+/// the queue, or when the invocation is killed) waits this long instead of 10 s, while a worker
+/// that runs picks its sticky tasks up in milliseconds.
+pub const STICKY_SCHEDULE_TO_START_TIMEOUT: Duration = Duration::from_secs(2);
 /// Eager activity slots per workflow task. Always 0: an eagerly started activity is bound to
 /// this invocation, which may be about to end, so the server must dispatch activities through
 /// the task queue where any invocation can pick them up.
@@ -81,6 +87,7 @@ pub(crate) fn worker_options(
         .nexus_task_poller_behavior(PollerBehavior::SimpleMaximum(NEXUS_TASK_POLLERS))
         .graceful_shutdown_period(WORKER_STOP_TIMEOUT)
         .max_cached_workflows(STICKY_CACHE_SIZE)
+        .sticky_queue_schedule_to_start_timeout(STICKY_SCHEDULE_TO_START_TIMEOUT)
         .max_eager_activity_reservations_per_workflow_task(EAGER_ACTIVITY_RESERVATIONS)
         .build()
 }

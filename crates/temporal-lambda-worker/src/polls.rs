@@ -73,21 +73,11 @@ const ANSWER_METHODS: [&str; 3] = [
 /// Largest message accepted from the server, as the SDK's own connection has it.
 const MAX_DECODING_MESSAGE_SIZE: usize = 128 * 1024 * 1024;
 
-/// How long a sticky poll must have been at the server before its queue counts as empty: long
-/// enough to have arrived, so any task there would have been handed to it.
-const STICKY_SETTLE: Duration = Duration::from_millis(50);
-
-/// How often a stopping worker checks whether a sticky poll waits at the server.
-const STICKY_CHECK: Duration = Duration::from_millis(5);
-
 /// What happens to a poll the worker starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Gate {
     /// Sent to the server.
     Open,
-    /// Sticky polls sent, others held: the worker's sticky queue is emptied into a waiting poll
-    /// before the server is told to forget it.
-    HoldingAllButSticky,
     /// Held here, unsent, while the polls at the server end.
     Holding,
     /// Answered here at once with no task, so a stopping worker waits for none (the SDK waits
@@ -105,8 +95,6 @@ pub(crate) struct PollGate {
     activity_tasks_brought: AtomicU64,
     /// The worker's sticky task queue, learned from its polls, for the server to forget.
     sticky_queue: Mutex<Option<String>>,
-    /// When each sticky poll at the server was sent.
-    sticky_polls_sent: Mutex<Vec<Instant>>,
 }
 
 impl Default for PollGate {
@@ -116,7 +104,6 @@ impl Default for PollGate {
             pending: watch::Sender::new(Pending::default()),
             activity_tasks_brought: AtomicU64::new(0),
             sticky_queue: Mutex::new(None),
-            sticky_polls_sent: Mutex::default(),
         }
     }
 }
@@ -133,27 +120,6 @@ impl PollGate {
     /// Holds every poll started from now on.
     pub(crate) fn close(&self) {
         self.state.send_replace(Gate::Holding);
-    }
-
-    /// Holds every poll started from now on but sticky ones.
-    pub(crate) fn close_all_but_sticky(&self) {
-        self.state.send_replace(Gate::HoldingAllButSticky);
-    }
-
-    /// Returns true once a sticky poll has waited at the server long enough for the sticky queue
-    /// to be empty (a task there would have been handed to it), or false at `by`.
-    pub(crate) async fn sticky_poll_waiting(&self, by: Instant) -> bool {
-        loop {
-            let oldest = lock(&self.sticky_polls_sent).iter().min().copied();
-            let now = Instant::now();
-            if oldest.is_some_and(|sent| now >= sent + STICKY_SETTLE) {
-                return true;
-            }
-            if now >= by {
-                return false;
-            }
-            tokio::time::sleep_until((now + STICKY_CHECK).min(by)).await;
-        }
     }
 
     /// Answers every held poll, and every later one, with no task, for a worker that stops.
@@ -186,31 +152,18 @@ impl PollGate {
 
     /// Waits while polls are held; then counts one at the server until the guard drops, or
     /// returns `None` when the poll is to be answered here with no task.
-    async fn enter(self: &Arc<Self>, sticky: bool) -> Option<AtServer> {
+    async fn enter(self: &Arc<Self>) -> Option<AtServer> {
         let mut state = self.state.subscribe();
-        let held = |gate: &Gate| match gate {
-            Gate::Holding => true,
-            Gate::HoldingAllButSticky => !sticky,
-            Gate::Open | Gate::Answering => false,
-        };
         // The sender lives as long as the gate; a closed channel cannot happen while we hold it.
         let gate = state
-            .wait_for(|gate| !held(gate))
+            .wait_for(|gate| *gate != Gate::Holding)
             .await
             .map_or(Gate::Answering, |gate| *gate);
         if gate == Gate::Answering {
             return None;
         }
         self.pending.send_modify(|p| p.polls += 1);
-        let sticky_sent = sticky.then(|| {
-            let sent = Instant::now();
-            lock(&self.sticky_polls_sent).push(sent);
-            sent
-        });
-        Some(AtServer {
-            gate: Arc::clone(self),
-            sticky_sent,
-        })
+        Some(AtServer(Arc::clone(self)))
     }
 
     /// Counts the tasks a response hands to the worker: a poll's task, or the next workflow task
@@ -230,23 +183,21 @@ impl PollGate {
         }
     }
 
-    /// Whether `request` polls the worker's sticky queue (whose name is kept, for the server to
-    /// forget it).
-    fn polls_sticky_queue(&self, request: &GrpcRequest) -> bool {
+    /// Keeps the name of the worker's sticky queue when `request` polls it, for the server to
+    /// forget it.
+    fn learn_sticky_queue(&self, request: &GrpcRequest) {
         if request.rpc != "PollWorkflowTaskQueue" {
-            return false;
+            return;
         }
         let Ok(poll) =
             <PollWorkflowTaskQueueRequest as prost::Message>::decode(request.proto.clone())
         else {
-            return false;
+            return;
         };
-        match poll.task_queue {
-            Some(queue) if queue.kind() == TaskQueueKind::Sticky => {
-                *lock(&self.sticky_queue) = Some(queue.name);
-                true
-            }
-            _ => false,
+        if let Some(queue) = poll.task_queue
+            && queue.kind() == TaskQueueKind::Sticky
+        {
+            *lock(&self.sticky_queue) = Some(queue.name);
         }
     }
 }
@@ -259,21 +210,11 @@ struct Pending {
 }
 
 /// A poll counted as at the server, until dropped (answered, failed or cancelled).
-struct AtServer {
-    gate: Arc<PollGate>,
-    /// When it was sent, for a sticky poll.
-    sticky_sent: Option<Instant>,
-}
+struct AtServer(Arc<PollGate>);
 
 impl Drop for AtServer {
     fn drop(&mut self) {
-        if let Some(sent) = self.sticky_sent {
-            let mut sticky = lock(&self.gate.sticky_polls_sent);
-            if let Some(i) = sticky.iter().position(|s| *s == sent) {
-                sticky.swap_remove(i);
-            }
-        }
-        self.gate
+        self.0
             .pending
             .send_modify(|p| p.polls = p.polls.saturating_sub(1));
     }
@@ -374,8 +315,8 @@ impl Forwarder {
         async move {
             let poll = POLL_METHODS.contains(&request.rpc.as_str());
             let _at_server = if poll {
-                let sticky = self.gate.polls_sticky_queue(&request);
-                match self.gate.enter(sticky).await {
+                self.gate.learn_sticky_queue(&request);
+                match self.gate.enter().await {
                     Some(at_server) => Some(at_server),
                     // An empty message is a poll response with no task.
                     None => {
@@ -624,12 +565,12 @@ mod tests {
     #[tokio::test]
     async fn a_closed_gate_holds_new_polls_and_reports_when_none_is_at_the_server() {
         let gate = Arc::new(PollGate::default());
-        let first = gate.enter(false).await;
+        let first = gate.enter().await;
         assert!(first.is_some());
         gate.close();
         let held = tokio::spawn({
             let gate = Arc::clone(&gate);
-            async move { gate.enter(false).await }
+            async move { gate.enter().await }
         });
         tokio::task::yield_now().await;
         assert!(!held.is_finished(), "a poll after close waits");
@@ -690,54 +631,18 @@ mod tests {
         assert_eq!(gate.activity_tasks_brought(), 0);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn before_the_sticky_queue_is_forgotten_only_sticky_polls_go_and_one_must_wait_there() {
-        let gate = Arc::new(PollGate::default());
-        gate.close_all_but_sticky();
-        let normal = tokio::spawn({
-            let gate = Arc::clone(&gate);
-            async move { gate.enter(false).await.is_some() }
-        });
-        tokio::task::yield_now().await;
-        assert!(!normal.is_finished(), "a normal poll is held");
-        let soon = Instant::now() + STICKY_SETTLE * 2;
-        assert!(!gate.sticky_poll_waiting(soon).await, "no sticky poll at all");
-
-        let sticky = gate.enter(true).await.expect("a sticky poll goes");
-        let started = Instant::now();
-        assert!(gate.sticky_poll_waiting(started + STICKY_SETTLE * 2).await);
-        assert!(started.elapsed() >= STICKY_SETTLE, "{:?}", started.elapsed());
-        // One that returned (with a task) no longer counts, and the next must wait anew.
-        drop(sticky);
-        let next = gate.enter(true).await.expect("a sticky poll goes");
-        let started = Instant::now();
-        assert!(gate.sticky_poll_waiting(started + STICKY_SETTLE * 2).await);
-        assert!(started.elapsed() >= STICKY_SETTLE);
-
-        gate.close();
-        let held = tokio::spawn({
-            let gate = Arc::clone(&gate);
-            async move { gate.enter(true).await.is_some() }
-        });
-        tokio::task::yield_now().await;
-        assert!(!held.is_finished(), "a closed gate holds sticky polls too");
-        drop(next);
-        gate.answer_empty();
-        assert!(!held.await.unwrap() && !normal.await.unwrap(), "both answered here");
-    }
-
     #[tokio::test]
     async fn a_stopping_worker_gets_held_and_later_polls_answered_with_no_task() {
         let gate = Arc::new(PollGate::default());
         gate.close();
         let held = tokio::spawn({
             let gate = Arc::clone(&gate);
-            async move { gate.enter(false).await.is_none() }
+            async move { gate.enter().await.is_none() }
         });
         tokio::task::yield_now().await;
         gate.answer_empty();
         assert!(held.await.unwrap(), "the held poll is answered here");
-        assert!(gate.enter(false).await.is_none(), "so is a later one");
+        assert!(gate.enter().await.is_none(), "so is a later one");
         assert!(gate.settled(Instant::now()).await);
     }
 }

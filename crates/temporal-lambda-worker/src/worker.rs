@@ -377,6 +377,10 @@ mod tests {
         assert_eq!(settings.stop_timeout, Duration::from_secs(5));
         assert_eq!(worker.max_eager_activity_reservations_per_workflow_task, 0);
         assert_eq!(worker.max_cached_workflows, 100);
+        assert_eq!(
+            worker.sticky_queue_schedule_to_start_timeout,
+            Duration::from_secs(2)
+        );
         assert_eq!(settings.shutdown_deadline_buffer, Duration::from_secs(7));
         assert_eq!(settings.idle_exit, Some(Duration::from_secs(1)));
         assert!(settings.reuse_connection);

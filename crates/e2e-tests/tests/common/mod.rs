@@ -21,7 +21,7 @@ use temporalio_client::{
 use temporalio_common::{
     UntypedWorkflow,
     protos::temporal::api::{
-        enums::v1::EventType,
+        enums::v1::{EventType, TimeoutType},
         failure::v1::failure::FailureInfo,
         history::v1::{HistoryEvent, history_event::Attributes},
     },
@@ -230,6 +230,36 @@ pub struct History {
     pub events: Vec<HistoryEvent>,
 }
 
+/// Panics when a history waited for a timeout it did not ask for ([`History::timeout_waits`]),
+/// or a workflow task waited on a sticky queue for longer than the worker's sticky
+/// schedule-to-start timeout; returns the sticky waits within it, for the test to count and
+/// print.
+pub fn assert_no_timeout_waits(
+    histories: &[History],
+    retried_on_purpose: &[(&str, u32)],
+) -> Vec<String> {
+    let waits: Vec<String> = histories
+        .iter()
+        .flat_map(|h| h.timeout_waits(retried_on_purpose))
+        .collect();
+    assert!(
+        waits.is_empty(),
+        "tasks waited for timeouts:\n{}",
+        waits.join("\n")
+    );
+    let bound =
+        temporal_lambda_worker::defaults::STICKY_SCHEDULE_TO_START_TIMEOUT.as_millis() as i64;
+    let sticky: Vec<(String, i64)> = histories.iter().flat_map(History::sticky_waits).collect();
+    for (line, waited_ms) in &sticky {
+        // The server's timer fires a few milliseconds late.
+        assert!(
+            *waited_ms <= bound + 500,
+            "{line}: waited {waited_ms} ms, more than the sticky timeout"
+        );
+    }
+    sticky.into_iter().map(|(line, _)| line).collect()
+}
+
 impl History {
     /// Fetches the whole history of the workflow's latest run.
     pub async fn fetch(client: &Client, workflow_id: &str) -> Self {
@@ -273,12 +303,13 @@ impl History {
     }
 
     /// Every place where this history waited for a timeout it did not ask for, one line each
-    /// (empty when there is none): a workflow task that timed out (handed to a worker that had
-    /// stopped, or left on the sticky queue of one), a failed workflow task, an activity that
-    /// timed out, or an activity attempt beyond those the workload causes on purpose
-    /// (`retried_on_purpose`: activity type and the attempt on which it succeeds). A lost
-    /// activity attempt leaves no event of its own: it shows as a higher attempt number, and a
-    /// timeout as its last failure, on the attempt that completed.
+    /// (empty when there is none): a workflow task that timed out after a worker started it
+    /// (handed to a worker that had stopped), a failed workflow task, an activity that timed out,
+    /// or an activity attempt beyond those the workload causes on purpose (`retried_on_purpose`:
+    /// activity type and the attempt on which it succeeds, whatever failed the earlier ones). A lost activity attempt leaves no
+    /// event of its own: it shows as a higher attempt number, and a timeout as its last failure,
+    /// on the attempt that completed. Workflow tasks that waited on a sticky queue are listed by
+    /// [`History::sticky_waits`] instead.
     pub fn timeout_waits(&self, retried_on_purpose: &[(&str, u32)]) -> Vec<String> {
         let id = &self.workflow_id;
         let start = self.events.first().map_or(0, event_ms);
@@ -293,7 +324,9 @@ impl History {
         let mut waits = Vec::new();
         for event in &self.events {
             match &event.attributes {
-                Some(Attributes::WorkflowTaskTimedOutEventAttributes(a)) => {
+                Some(Attributes::WorkflowTaskTimedOutEventAttributes(a))
+                    if a.timeout_type() != TimeoutType::ScheduleToStart =>
+                {
                     let started = self
                         .events
                         .iter()
@@ -323,13 +356,15 @@ impl History {
                 }
                 Some(Attributes::ActivityTaskStartedEventAttributes(a)) => {
                     let activity = self.activity_type(a.scheduled_event_id);
-                    let expected = retried_on_purpose
+                    let on_purpose = retried_on_purpose
                         .iter()
-                        .find(|(name, _)| *name == activity)
-                        .map_or(1, |(_, attempt)| *attempt);
-                    let timed_out = a.last_failure.as_ref().is_some_and(|f| {
-                        matches!(f.failure_info, Some(FailureInfo::TimeoutFailureInfo(_)))
-                    });
+                        .find(|(name, _)| *name == activity);
+                    let expected = on_purpose.map_or(1, |(_, attempt)| *attempt);
+                    // A retry caused on purpose may follow a timeout the test caused.
+                    let timed_out = on_purpose.is_none()
+                        && a.last_failure.as_ref().is_some_and(|f| {
+                            matches!(f.failure_info, Some(FailureInfo::TimeoutFailureInfo(_)))
+                        });
                     if a.attempt != expected as i32 || timed_out {
                         waits.push(format!(
                             "{}: activity {activity} completed on attempt {} (expected {expected}), \
@@ -344,6 +379,36 @@ impl History {
             }
         }
         waits
+    }
+
+    /// Each workflow task that waited on a sticky queue until the sticky schedule-to-start
+    /// timeout moved it to the normal queue, with how long it waited (ms). A worker that runs
+    /// picks up its sticky tasks in milliseconds; one put on the sticky queue of a stopping worker
+    /// in the instant before the server forgot the queue waits the whole timeout.
+    pub fn sticky_waits(&self) -> Vec<(String, i64)> {
+        self.events
+            .iter()
+            .filter_map(|event| match &event.attributes {
+                Some(Attributes::WorkflowTaskTimedOutEventAttributes(a))
+                    if a.timeout_type() == TimeoutType::ScheduleToStart =>
+                {
+                    let scheduled = self
+                        .events
+                        .iter()
+                        .find(|e| e.event_id == a.scheduled_event_id)
+                        .map_or(0, event_ms);
+                    let line = format!(
+                        "{} event {}: workflow task waited on a sticky queue until {} ms since \
+                         the epoch",
+                        self.workflow_id,
+                        event.event_id,
+                        event_ms(event)
+                    );
+                    Some((line, event_ms(event) - scheduled))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// The type of the activity scheduled by event `scheduled_event_id`.
