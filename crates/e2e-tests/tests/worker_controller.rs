@@ -751,3 +751,106 @@ fn no_task_is_handed_to_a_stopping_worker_across_idle_exit_and_deadline_stops() 
         );
     });
 }
+
+/// Runs a plain long-running worker (the SDK's defaults, no Lambda) for the approval workload on
+/// `task_queue` in a thread of its own, until the returned sender is dropped.
+fn plain_worker(address: &str, task_queue: &str) -> std::sync::mpsc::Sender<()> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let (address, task_queue) = (address.to_owned(), task_queue.to_owned());
+    std::thread::spawn(move || {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio.block_on(async move {
+            let runtime = temporalio_sdk::Runtime::from_current_tokio(
+                temporalio_sdk::runtime::RuntimeOptions::builder()
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+            let client = common::client(&address).await;
+            let mut options = temporalio_sdk::WorkerOptions::new(task_queue).build();
+            options.register_workflow::<ApprovalWorkflow>().unwrap();
+            options.register_activities(e2e_tests::ApprovalActivities);
+            let mut worker = temporalio_sdk::Worker::new(&runtime, client, options).unwrap();
+            let shutdown = worker.shutdown_handle();
+            let until_dropped = tokio::task::spawn_blocking(move || {
+                let _ = stopped.recv();
+            });
+            tokio::select! {
+                result = worker.run() => result.unwrap(),
+                _ = until_dropped => {
+                    shutdown();
+                    worker.run().await.unwrap();
+                }
+            }
+        });
+    });
+    stop
+}
+
+/// The issue's comparison: batches of 50 approval orders through Lambda (30 s timeout, 128 MB,
+/// concurrency 10, the default idle exit), each followed by the same batch on a plain
+/// long-running worker; prints each batch's time on both and their ratio, and checks every
+/// Lambda history for timeout waits. A measurement, not a test of speed: run it with `cargo
+/// test -p e2e-tests --test worker_controller -- --ignored --nocapture batches` (BATCHES, 20 by
+/// default, sets the number of batches).
+#[test]
+#[ignore = "a measurement (minutes), run by hand"]
+fn batches_through_lambda_compared_with_a_long_running_worker() {
+    const PER_BATCH: usize = 50;
+    let batches = count_from_env("BATCHES", 20);
+    let fixture = fixture();
+    let name = "batches-e2e";
+    let lambda_queue = fixture.deploy(name, "build-1", 30, 10);
+    let plain_queue = "plain-batches-tq".to_owned();
+    let stop_plain = plain_worker(&fixture.server.address, &plain_queue);
+    fixture.dump_on_failure(name, || {
+        let (times, sticky_waits) = fixture.run(async move {
+            let client = fixture.client().await;
+            let spread = |i: usize| Duration::from_millis(300 + (i as u64 * 137) % 3_000);
+            let mut times = Vec::new();
+            let mut histories = Vec::new();
+            for batch in 0..batches {
+                let started = Instant::now();
+                let prefix = format!("batch-lambda-{batch}");
+                let ids = approval_orders(&client, &lambda_queue, &prefix, PER_BATCH, spread).await;
+                let lambda = started.elapsed();
+                let started = Instant::now();
+                let prefix = format!("batch-plain-{batch}");
+                approval_orders(&client, &plain_queue, &prefix, PER_BATCH, spread).await;
+                let plain = started.elapsed();
+                eprintln!(
+                    "batch {batch:>2}: Lambda {:>6} ms, long-running worker {:>6} ms, ratio {:.2}",
+                    lambda.as_millis(),
+                    plain.as_millis(),
+                    lambda.as_secs_f64() / plain.as_secs_f64()
+                );
+                times.push((lambda, plain));
+                for id in &ids {
+                    histories.push(common::History::fetch(&client, id).await);
+                }
+            }
+            let retried = [(e2e_tests::RETRIED_ON_PURPOSE, 2)];
+            (times, common::assert_no_timeout_waits(&histories, &retried))
+        });
+        let mut ratios: Vec<f64> = times
+            .iter()
+            .map(|(lambda, plain)| lambda.as_secs_f64() / plain.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        eprintln!(
+            "{batches} batches of {PER_BATCH}: Lambda / long-running worker median {:.2}, \
+             slowest {:.2}; {} sticky waits{}",
+            ratios[ratios.len() / 2],
+            ratios[ratios.len() - 1],
+            sticky_waits.len(),
+            sticky_waits
+                .iter()
+                .map(|w| format!("\n  {w}"))
+                .collect::<String>()
+        );
+    });
+    drop(stop_plain);
+}

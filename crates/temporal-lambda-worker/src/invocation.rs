@@ -20,7 +20,7 @@ use crate::{
     backend::{Backend, PollingWorker},
     error::describe,
     options::{Settings, ShutdownHook},
-    polls::POLL_DEADLINE,
+    polls::{LAST_POLL_WAIT, POLL_DEADLINE},
     task_count::TaskCount,
 };
 
@@ -77,7 +77,8 @@ pub(crate) struct Summary {
     /// `graceful` when the worker drained in time, `abandoned` when tasks that ignored
     /// cancellation were left behind at the hard stop.
     pub(crate) shutdown: &'static str,
-    /// `deadline` when polling ended at deadline − buffer, `idle` when the idle exit ended it,
+    /// `deadline` when polling ended before deadline − buffer (early enough for the last polls
+    /// to end inside the buffer), `idle` when the idle exit ended it,
     /// `sigterm` when Lambda began shutting the execution environment down.
     pub(crate) stopped_by: &'static str,
     /// `new` for a connection made by this invocation, `reused` for the previous one's.
@@ -155,7 +156,12 @@ async fn work<B: Backend>(
 ) -> Result<Summary, InvocationError> {
     let started = Instant::now();
     let buffer = settings.shutdown_deadline_buffer;
-    let stop_polling = earlier(deadline, buffer);
+    // The buffer holds the stop (stop timeout, grace, return margins) and, before it, the time
+    // the last polls take to end at the server: new polls stop early enough for both, 0.5 s
+    // before deadline − buffer with the defaults.
+    let stop_budget = settings.stop_timeout + HARD_STOP_GRACE + RETURN_MARGIN * 2;
+    let drain_room = buffer.saturating_sub(stop_budget);
+    let stop_polling = earlier(deadline, buffer + LAST_POLL_WAIT.saturating_sub(drain_room));
     // A kept connection is given back only after a clean stop (below); any error drops it.
     let (client, connection) = client(backend, settings, warm, stop_polling).await?;
     // Connecting took time; what is left must still be worth polling for.
@@ -189,10 +195,8 @@ async fn work<B: Backend>(
     let polls_drained = if stopped_by == "sigterm" {
         false
     } else {
-        // The stop timeout keeps its whole length before the deadline; the drain may use the
-        // hard stop's grace, so a deadline stop with the default buffer (stop timeout + 2 s)
-        // has the 1.5 s a poll may still wait at the server.
-        let latest_stop = earlier(deadline, settings.stop_timeout + RETURN_MARGIN * 2);
+        // The stop timeout and its grace keep their whole length before the deadline.
+        let latest_stop = earlier(deadline, stop_budget);
         let drain_by = (drain_started + POLL_DEADLINE).min(latest_stop.max(drain_started));
         let drain = async {
             let drained = drain_polls(drain_by).await;

@@ -84,8 +84,11 @@ pub struct Options {
     pub connection: ConnectionOptions,
     /// Client options: namespace, data converter.
     pub client: ClientOptions,
-    /// Time reserved before the invocation deadline for the worker to stop (its stop timeout)
-    /// and for shutdown hooks to run. Polling ends at `deadline - shutdown_deadline_buffer`.
+    /// Time reserved before the invocation deadline for the worker's last polls to end at the
+    /// server (up to [`crate::POLL_DEADLINE`] − 1 s), for it to stop (its stop timeout and
+    /// 0.5 s of grace) and for shutdown hooks to run. Polling ends at
+    /// `deadline - shutdown_deadline_buffer`, or earlier by what the last polls need beyond the
+    /// room the buffer leaves them (0.5 s with the defaults).
     pub shutdown_deadline_buffer: Duration,
     /// End an invocation early once its worker has had no task in flight for this long, so an
     /// invocation that finished its work stops billing. Default: [`defaults::IDLE_EXIT`]

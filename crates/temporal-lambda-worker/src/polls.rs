@@ -53,6 +53,10 @@ use tracing::debug;
 /// to end.
 pub const POLL_DEADLINE: Duration = Duration::from_millis(2_500);
 
+/// How long a poll may still wait at the server once no new one is sent: the server answers a
+/// poll that found no task a second before its deadline.
+pub(crate) const LAST_POLL_WAIT: Duration = Duration::from_millis(1_500);
+
 /// Methods that long-poll for tasks.
 const POLL_METHODS: [&str; 3] = [
     "PollWorkflowTaskQueue",

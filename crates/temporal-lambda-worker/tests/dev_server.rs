@@ -223,7 +223,7 @@ async fn an_activity_ignoring_cancellation_cannot_hold_the_invocation_past_its_d
     let returned = SystemTime::now();
     assert!(returned < deadline, "returned after the deadline");
     assert_eq!(response["shutdown"], "abandoned", "{response}");
-    // Stop requested at deadline − 3 s; stop timeout 2 s; then at most 0.5 s more.
+    // Stop requested at deadline − 3 s at the latest; stop timeout 2 s; then at most 0.5 s more.
     let stop_ms = response["stop_ms"].as_u64().unwrap();
     assert!((2000..=2700).contains(&stop_ms), "stop took {stop_ms}ms");
 }
