@@ -703,6 +703,7 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
     let mut injected = Vec::new();
     let mut outages = Vec::new();
     let mut blockers = Vec::new();
+    let mut blocker_starts = Vec::new();
     let mut retired = 0;
     let soak_started = Instant::now();
     while soak_started.elapsed() < duration {
@@ -733,6 +734,7 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
             Fault::KilledAtTimeout => {
                 let id = format!("{NAME}-blocker-{}", blockers.len());
                 blockers.push(id.clone());
+                blocker_starts.push(epoch_ms());
                 let (address, task_queue) = (address.clone(), task_queue.clone());
                 fixture.run(async move {
                     common::client(&address)
@@ -762,11 +764,11 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
     let during = arrivals.started();
     let patience = Duration::from_secs(180);
     let steps = fixture.run(steps_outcomes(address.clone(), during.clone(), patience));
-    let blocked_attempts: Vec<u32> = fixture.run({
+    let blocked: Vec<(u32, History)> = fixture.run({
         let (address, ids) = (address.clone(), blockers.clone());
         async move {
             let client = common::client(&address).await;
-            let mut attempts = Vec::new();
+            let mut blocked = Vec::new();
             for id in ids {
                 let handle = client.get_workflow_handle::<OutlivesTimeoutWorkflow>(id.clone());
                 let result = handle.get_result(WorkflowGetResultOptions::default());
@@ -774,12 +776,14 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
                     .await
                     .unwrap_or_else(|_| panic!("{id} completed within {patience:?}"))
                     .unwrap();
-                History::fetch(&client, &id).await.assert_completed_once(1);
-                attempts.push(attempt);
+                let history = History::fetch(&client, &id).await;
+                history.assert_completed_once(1);
+                blocked.push((attempt, history));
             }
-            attempts
+            blocked
         }
     });
+    let blocked_attempts: Vec<u32> = blocked.iter().map(|(attempt, _)| *attempt).collect();
     arrivals.stopped.store(true, Ordering::SeqCst);
     fixture.run(async move { stream.await.unwrap() });
     let last = arrivals.started().split_off(during.len());
@@ -793,6 +797,43 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
     // one completion, each step scheduled and completed exactly once.
     assert_three_steps_each(&steps);
     assert_three_steps_each(&last_steps);
+    // No task waited for a timeout unless a fault caused it: handed to a worker while the server
+    // was away (or a moment either side), or while a blocking activity held an environment that
+    // was then killed at its timeout with its polls still at the server.
+    let near = |lost_at: i64, from: u64, to: u64| {
+        lost_at + 2_000 >= from as i64 && lost_at <= to as i64 + 2_000
+    };
+    let fault_of = |lost_at: i64| {
+        if outages.iter().any(|&(down, up)| near(lost_at, down, up)) {
+            Some("the server restart")
+        } else if blocker_starts
+            .iter()
+            .any(|&at| near(lost_at, at, at + TIMEOUT.as_millis() as u64))
+        {
+            Some("an environment killed at its timeout")
+        } else {
+            None
+        }
+    };
+    let mut caused = Vec::new();
+    let mut uncaused = Vec::new();
+    let histories = steps.iter().chain(&last_steps).map(|(_, h)| (h, vec![]));
+    let blocked = blocked
+        .iter()
+        .map(|(attempt, h)| (h, vec![("block_first_attempt", *attempt)]));
+    for (history, on_purpose) in histories.chain(blocked) {
+        for wait in history.timeout_waits(&on_purpose) {
+            match fault_of(wait.lost_at_ms) {
+                Some(fault) => caused.push(format!("{} (caused by {fault})", wait.line)),
+                None => uncaused.push(wait.line),
+            }
+        }
+    }
+    assert!(
+        uncaused.is_empty(),
+        "tasks waited for timeouts no fault caused:\n{}",
+        uncaused.join("\n")
+    );
     // The blocking first attempt never finished; a retry did.
     assert!(
         blocked_attempts.iter().all(|&a| a >= 2),
@@ -843,7 +884,7 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
          retired), {} thread-blocking activities, {} quiet gaps; {} workflows \
          completed exactly once, the last {} s after the last fault; {} invocations in {} \
          environments: {} succeeded, {} failed while the server was away, {} killed at the \
-         timeout",
+         timeout; {} tasks waited for a timeout a fault caused{}",
         duration.as_secs(),
         of(Fault::ServerRestart),
         of(Fault::Sigterm),
@@ -856,6 +897,11 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
         count(Outcome::Success),
         count(Outcome::Error),
         count(Outcome::Timeout),
+        caused.len(),
+        caused
+            .iter()
+            .map(|w| format!("\n  {w}"))
+            .collect::<String>(),
     );
     fixture.run(async move { server.stop().await });
 }

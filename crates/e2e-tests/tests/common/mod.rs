@@ -23,7 +23,9 @@ use temporalio_common::{
     protos::temporal::api::{
         enums::v1::{EventType, TimeoutType},
         failure::v1::failure::FailureInfo,
-        history::v1::{HistoryEvent, history_event::Attributes},
+        history::v1::{
+            ActivityTaskScheduledEventAttributes, HistoryEvent, history_event::Attributes,
+        },
     },
 };
 
@@ -230,6 +232,14 @@ pub struct History {
     pub events: Vec<HistoryEvent>,
 }
 
+/// A task that waited for a timeout (see [`History::timeout_waits`]).
+pub struct TimeoutWait {
+    /// What waited, where and when.
+    pub line: String,
+    /// About when the task was handed to the worker that lost it (ms since the epoch).
+    pub lost_at_ms: i64,
+}
+
 /// Panics when a history waited for a timeout it did not ask for ([`History::timeout_waits`]),
 /// or a workflow task waited on a sticky queue for longer than the worker's sticky
 /// schedule-to-start timeout; returns the sticky waits within it, for the test to count and
@@ -241,6 +251,7 @@ pub fn assert_no_timeout_waits(
     let waits: Vec<String> = histories
         .iter()
         .flat_map(|h| h.timeout_waits(retried_on_purpose))
+        .map(|wait| wait.line)
         .collect();
     assert!(
         waits.is_empty(),
@@ -302,15 +313,15 @@ impl History {
             .collect()
     }
 
-    /// Every place where this history waited for a timeout it did not ask for, one line each
-    /// (empty when there is none): a workflow task that timed out after a worker started it
-    /// (handed to a worker that had stopped), a failed workflow task, an activity that timed out,
-    /// or an activity attempt beyond those the workload causes on purpose (`retried_on_purpose`:
-    /// activity type and the attempt on which it succeeds, whatever failed the earlier ones). A lost activity attempt leaves no
-    /// event of its own: it shows as a higher attempt number, and a timeout as its last failure,
-    /// on the attempt that completed. Workflow tasks that waited on a sticky queue are listed by
-    /// [`History::sticky_waits`] instead.
-    pub fn timeout_waits(&self, retried_on_purpose: &[(&str, u32)]) -> Vec<String> {
+    /// Every place where this history waited for a timeout it did not ask for (empty when there
+    /// is none): a workflow task that timed out after a worker started it (handed to a worker
+    /// that had stopped), a failed workflow task, an activity that timed out, or an activity
+    /// attempt beyond those the workload causes on purpose (`retried_on_purpose`: activity type
+    /// and the attempt on which it succeeds, whatever failed the earlier ones). A lost activity
+    /// attempt leaves no event of its own: it shows as a higher attempt number, and a timeout as
+    /// its last failure, on the attempt that completed. Workflow tasks that waited on a sticky
+    /// queue are listed by [`History::sticky_waits`] instead.
+    pub fn timeout_waits(&self, retried_on_purpose: &[(&str, u32)]) -> Vec<TimeoutWait> {
         let id = &self.workflow_id;
         let start = self.events.first().map_or(0, event_ms);
         let at = |e: &HistoryEvent| {
@@ -337,22 +348,27 @@ impl History {
                         }
                         _ => None,
                     });
-                    waits.push(format!(
-                        "{}: workflow task timed out ({:?}); started at {} ms since the epoch \
-                         by {}",
-                        at(event),
-                        a.timeout_type(),
-                        started.map_or(0, event_ms),
-                        by.unwrap_or_default()
-                    ))
+                    let started_ms = started.map_or(0, event_ms);
+                    waits.push(TimeoutWait {
+                        line: format!(
+                            "{}: workflow task timed out ({:?}); started at {started_ms} ms \
+                             since the epoch by {}",
+                            at(event),
+                            a.timeout_type(),
+                            by.unwrap_or_default()
+                        ),
+                        lost_at_ms: started_ms,
+                    })
                 }
-                Some(Attributes::WorkflowTaskFailedEventAttributes(a)) => waits.push(format!(
-                    "{}: workflow task failed ({:?})",
-                    at(event),
-                    a.cause()
-                )),
-                Some(Attributes::ActivityTaskTimedOutEventAttributes(_)) => {
-                    waits.push(format!("{}: activity timed out", at(event)))
+                Some(Attributes::WorkflowTaskFailedEventAttributes(a)) => waits.push(TimeoutWait {
+                    line: format!("{}: workflow task failed ({:?})", at(event), a.cause()),
+                    lost_at_ms: event_ms(event),
+                }),
+                Some(Attributes::ActivityTaskTimedOutEventAttributes(a)) => {
+                    waits.push(TimeoutWait {
+                        line: format!("{}: activity timed out", at(event)),
+                        lost_at_ms: event_ms(event) - self.start_to_close_ms(a.scheduled_event_id),
+                    })
                 }
                 Some(Attributes::ActivityTaskStartedEventAttributes(a)) => {
                     let activity = self.activity_type(a.scheduled_event_id);
@@ -366,13 +382,19 @@ impl History {
                             matches!(f.failure_info, Some(FailureInfo::TimeoutFailureInfo(_)))
                         });
                     if a.attempt != expected as i32 || timed_out {
-                        waits.push(format!(
-                            "{}: activity {activity} completed on attempt {} (expected {expected}), \
-                             last failure: {:?}",
-                            at(event),
-                            a.attempt,
-                            a.last_failure.as_ref().map(|f| f.message.as_str())
-                        ));
+                        // The lost attempt started a start-to-close timeout and a retry backoff
+                        // (1 s at first) before this one.
+                        let before = self.start_to_close_ms(a.scheduled_event_id) + 1_000;
+                        waits.push(TimeoutWait {
+                            line: format!(
+                                "{}: activity {activity} completed on attempt {} (expected \
+                                 {expected}), last failure: {:?}",
+                                at(event),
+                                a.attempt,
+                                a.last_failure.as_ref().map(|f| f.message.as_str())
+                            ),
+                            lost_at_ms: event_ms(event) - before,
+                        });
                     }
                 }
                 _ => {}
@@ -411,18 +433,31 @@ impl History {
             .collect()
     }
 
+    /// The start-to-close timeout (ms) of the activity scheduled by event `scheduled_event_id`.
+    fn start_to_close_ms(&self, scheduled_event_id: i64) -> i64 {
+        self.scheduled_activity(scheduled_event_id)
+            .and_then(|a| a.start_to_close_timeout.as_ref())
+            .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+    }
+
     /// The type of the activity scheduled by event `scheduled_event_id`.
     fn activity_type(&self, scheduled_event_id: i64) -> String {
+        self.scheduled_activity(scheduled_event_id)
+            .and_then(|a| a.activity_type.as_ref())
+            .map_or_else(String::new, |t| t.name.clone())
+    }
+
+    fn scheduled_activity(
+        &self,
+        scheduled_event_id: i64,
+    ) -> Option<&ActivityTaskScheduledEventAttributes> {
         self.events
             .iter()
             .find(|e| e.event_id == scheduled_event_id)
             .and_then(|e| match &e.attributes {
-                Some(Attributes::ActivityTaskScheduledEventAttributes(a)) => {
-                    Some(a.activity_type.as_ref()?.name.clone())
-                }
+                Some(Attributes::ActivityTaskScheduledEventAttributes(a)) => Some(a),
                 _ => None,
             })
-            .unwrap_or_default()
     }
 
     /// Panics unless the workflow completed exactly once, with every scheduled activity
