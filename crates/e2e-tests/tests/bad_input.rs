@@ -117,7 +117,11 @@ fn every_bad_setting_stops_the_cold_start_with_one_line_naming_the_fix() {
         ),
         (
             "stop timeout beyond the buffer",
-            &[queue, ("TEMPORAL_LAMBDA_STOP_TIMEOUT", "10s")],
+            &[
+                queue,
+                ("TEMPORAL_LAMBDA_STOP_TIMEOUT", "10s"),
+                ("TEMPORAL_LAMBDA_SHUTDOWN_BUFFER", "7s"),
+            ],
             "must exceed the worker stop timeout (10000ms; TEMPORAL_LAMBDA_STOP_TIMEOUT or \
              worker.graceful_shutdown_period) by at least 1s",
         ),

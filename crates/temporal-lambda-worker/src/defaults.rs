@@ -44,9 +44,9 @@ pub const STICKY_SCHEDULE_TO_START_TIMEOUT: Duration = Duration::from_secs(2);
 /// this invocation, which may be about to end, so the server must dispatch activities through
 /// the task queue where any invocation can pick them up.
 pub const EAGER_ACTIVITY_RESERVATIONS: usize = 0;
-/// Time reserved at the end of each invocation for the worker to stop and hooks to run.
-pub const SHUTDOWN_DEADLINE_BUFFER: Duration =
-    Duration::from_secs(WORKER_STOP_TIMEOUT.as_secs() + 2);
+/// The shutdown deadline buffer, unless set: the worker stop timeout plus this (7 s with the
+/// default stop timeout), time for the last polls to end, the hard stop and the hooks.
+pub const SHUTDOWN_DEADLINE_BUFFER_BEYOND_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a worker may have no task in flight before its invocation ends early
 /// ([`crate::Options::idle_exit`]). Chosen from the benchmark's follow-up scenario

@@ -18,7 +18,7 @@ pub const REUSE_CONNECTION_VAR: &str = "TEMPORAL_LAMBDA_REUSE_CONNECTION";
 /// Applies every `TEMPORAL_LAMBDA_*` variable that is set.
 pub(crate) fn apply(env: &Environment, options: &mut Options) -> Result<(), Error> {
     if let Some(value) = env.get(SHUTDOWN_BUFFER_VAR) {
-        options.shutdown_deadline_buffer = duration(SHUTDOWN_BUFFER_VAR, value)?;
+        options.shutdown_deadline_buffer = Some(duration(SHUTDOWN_BUFFER_VAR, value)?);
     }
     if let Some(value) = env.get(STOP_TIMEOUT_VAR) {
         options.worker.graceful_shutdown_period = Some(duration(STOP_TIMEOUT_VAR, value)?);
@@ -125,12 +125,29 @@ mod tests {
     fn code_wins_over_variables_and_off_turns_idle_exit_off() {
         let settings = setup_with(
             &[(SHUTDOWN_BUFFER_VAR, "12s"), (IDLE_EXIT_VAR, "off")],
-            |options| options.shutdown_deadline_buffer = Duration::from_secs(20),
+            |options| options.shutdown_deadline_buffer = Some(Duration::from_secs(20)),
         )
         .unwrap();
         assert_eq!(settings.shutdown_deadline_buffer, Duration::from_secs(20));
         assert_eq!(settings.idle_exit, None);
         assert!(settings.reuse_connection, "on by default");
+    }
+
+    #[test]
+    fn an_unset_buffer_follows_the_stop_timeout_from_either_source() {
+        let from_variable = setup_with(&[(STOP_TIMEOUT_VAR, "10s")], |_| {}).unwrap();
+        assert_eq!(from_variable.stop_timeout, Duration::from_secs(10));
+        assert_eq!(
+            from_variable.shutdown_deadline_buffer,
+            Duration::from_secs(12)
+        );
+        let from_code = setup_with(&[], |options| {
+            options.worker.graceful_shutdown_period = Some(Duration::from_secs(30));
+        })
+        .unwrap();
+        assert_eq!(from_code.shutdown_deadline_buffer, Duration::from_secs(32));
+        let by_default = setup_with(&[], |_| {}).unwrap();
+        assert_eq!(by_default.shutdown_deadline_buffer, Duration::from_secs(7));
     }
 
     #[test]

@@ -66,7 +66,8 @@ pub(crate) type ShutdownHook = Arc<dyn Fn() -> HookFuture + Send + Sync>;
 ///   the task queue from `TEMPORAL_TASK_QUEUE`, and this [`Version`] with versioning on.
 ///   Set any field; your values win, except eager activities, which stay disabled.
 /// - `connection` and `client`: loaded from `temporal.toml` and the environment.
-/// - `shutdown_deadline_buffer`: time reserved at the end of each invocation (stop timeout + 2 s).
+/// - `shutdown_deadline_buffer`: time reserved at the end of each invocation (unset: the stop
+///   timeout + 2 s).
 /// - `idle_exit` (1 s) and `reuse_connection` (on): see their fields.
 ///
 /// Before `configure` runs, the `TEMPORAL_LAMBDA_*` variables of the function's environment are
@@ -89,7 +90,12 @@ pub struct Options {
     /// 0.5 s of grace) and for shutdown hooks to run. Polling ends at
     /// `deadline - shutdown_deadline_buffer`, or earlier by what the last polls need beyond the
     /// room the buffer leaves them (0.5 s with the defaults).
-    pub shutdown_deadline_buffer: Duration,
+    ///
+    /// `None` (the default): the stop timeout +
+    /// [`defaults::SHUTDOWN_DEADLINE_BUFFER_BEYOND_STOP_TIMEOUT`] (2 s), so raising the stop
+    /// timeout alone raises the buffer with it. A buffer you set must exceed the stop timeout by
+    /// at least 1 s.
+    pub shutdown_deadline_buffer: Option<Duration>,
     /// End an invocation early once its worker has had no task in flight for this long, so an
     /// invocation that finished its work stops billing. Default: [`defaults::IDLE_EXIT`]
     /// (1 s). `None`: poll until `deadline - shutdown_deadline_buffer`, as the other SDKs'
@@ -117,7 +123,7 @@ impl Options {
             worker: defaults::worker_options(task_queue, version),
             connection: config.connection,
             client: config.client,
-            shutdown_deadline_buffer: defaults::SHUTDOWN_DEADLINE_BUFFER,
+            shutdown_deadline_buffer: None,
             idle_exit: Some(defaults::IDLE_EXIT),
             reuse_connection: true,
             explicit_behaviors: Vec::new(),
@@ -271,14 +277,16 @@ impl Options {
                     .to_owned(),
             )
         })?;
-        let buffer = self.shutdown_deadline_buffer;
+        let buffer = self
+            .shutdown_deadline_buffer
+            .unwrap_or(stop_timeout + defaults::SHUTDOWN_DEADLINE_BUFFER_BEYOND_STOP_TIMEOUT);
         if buffer < stop_timeout + MIN_BUFFER_BEYOND_STOP_TIMEOUT {
             return Err(Error::InvalidOptions(format!(
                 "the shutdown deadline buffer ({}ms; TEMPORAL_LAMBDA_SHUTDOWN_BUFFER or \
                  shutdown_deadline_buffer) must exceed the worker stop timeout ({}ms; \
                  TEMPORAL_LAMBDA_STOP_TIMEOUT or worker.graceful_shutdown_period) by at least 1s, \
-                 time for the hard stop and the shutdown hooks: raise the buffer (recommended: \
-                 stop timeout + 2s) or lower the stop timeout",
+                 time for the hard stop and the shutdown hooks: raise the buffer, or leave it \
+                 unset (it is then the stop timeout + 2s), or lower the stop timeout",
                 buffer.as_millis(),
                 stop_timeout.as_millis()
             )));

@@ -411,7 +411,7 @@ mod tests {
                 .into();
             options.worker.activity_task_poller_behavior = Some(PollerBehavior::SimpleMaximum(3));
             options.worker.graceful_shutdown_period = Some(Duration::from_secs(20));
-            options.shutdown_deadline_buffer = Duration::from_secs(25);
+            options.shutdown_deadline_buffer = Some(Duration::from_secs(25));
             options
                 .worker
                 .max_eager_activity_reservations_per_workflow_task = 3;
@@ -548,7 +548,7 @@ mod tests {
             let err = setup_err(&env, &version(), |options| {
                 pinned(options)?;
                 options.worker.graceful_shutdown_period = Some(Duration::from_secs(stop));
-                options.shutdown_deadline_buffer = Duration::from_secs(buffer);
+                options.shutdown_deadline_buffer = Some(Duration::from_secs(buffer));
                 Ok(())
             });
             assert!(

@@ -205,7 +205,7 @@ async fn an_activity_ignoring_cancellation_cannot_hold_the_invocation_past_its_d
             .register_workflow_with_behavior::<StubbornWorkflow>(VersioningBehavior::AutoUpgrade)?;
         options.register_activities(StubbornActivities);
         options.worker.graceful_shutdown_period = Some(Duration::from_secs(2));
-        options.shutdown_deadline_buffer = Duration::from_secs(3);
+        options.shutdown_deadline_buffer = Some(Duration::from_secs(3));
         Ok(())
     });
     let client = setup.client().await;
