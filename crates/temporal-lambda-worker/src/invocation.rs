@@ -114,7 +114,14 @@ pub(crate) async fn invoke<B: Backend>(
         .unwrap_or_else(|| identity(context));
     let span = info_span!("invocation", request_id = %context.request_id, identity = %identity);
     async {
-        let work_time = check_work_time(deadline, settings.shutdown_deadline_buffer)?;
+        let work_time = work_time(deadline, settings.shutdown_deadline_buffer)?;
+        if work_time < LOW_WORK_TIME {
+            warn!(
+                work_time_ms = work_time.as_millis() as u64,
+                "little work time in this invocation: raise the function timeout (a few minutes \
+                 is typical) so each invocation can do more than start and stop"
+            );
+        }
         info!(
             work_time_ms = work_time.as_millis() as u64,
             "invocation started"
@@ -165,7 +172,7 @@ async fn work<B: Backend>(
     // A kept connection is given back only after a clean stop (below); any error drops it.
     let (client, connection) = client(backend, settings, warm, stop_polling).await?;
     // Connecting took time; what is left must still be worth polling for.
-    check_work_time(deadline, buffer)?;
+    work_time(deadline, buffer)?;
 
     let mut options = settings.worker.clone();
     options.client_identity_override = Some(identity.clone());
@@ -390,7 +397,7 @@ async fn run_hooks(
 }
 
 /// Work time left, or an error when it is too little to be useful.
-fn check_work_time(deadline: Instant, buffer: Duration) -> Result<Duration, InvocationError> {
+fn work_time(deadline: Instant, buffer: Duration) -> Result<Duration, InvocationError> {
     let until_deadline = deadline.saturating_duration_since(Instant::now());
     let work_time = until_deadline.saturating_sub(buffer);
     if work_time <= MIN_WORK_TIME {
@@ -399,13 +406,6 @@ fn check_work_time(deadline: Instant, buffer: Duration) -> Result<Duration, Invo
             buffer,
             work_time,
         });
-    }
-    if work_time < LOW_WORK_TIME {
-        warn!(
-            work_time_ms = work_time.as_millis() as u64,
-            "little work time in this invocation: raise the function timeout (a few minutes is \
-             typical) so each invocation can do more than start and stop"
-        );
     }
     Ok(work_time)
 }
