@@ -704,12 +704,17 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
     let mut outages = Vec::new();
     let mut blockers = Vec::new();
     let mut blocker_starts = Vec::new();
+    let mut sigterms = Vec::new();
     let mut retired = 0;
     let soak_started = Instant::now();
     while soak_started.elapsed() < duration {
         std::thread::sleep(SOAK_CALM);
         let fault = rotation[injected.len() % rotation.len()];
-        eprintln!("soak {:>4} s: {fault:?}", soak_started.elapsed().as_secs());
+        eprintln!(
+            "soak {:>4} s: {fault:?} at {} ms since the epoch",
+            soak_started.elapsed().as_secs(),
+            epoch_ms()
+        );
         match fault {
             Fault::ServerRestart => {
                 let down = epoch_ms();
@@ -722,6 +727,7 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
                 outages.push((down, epoch_ms()));
             }
             Fault::Sigterm => {
+                sigterms.push(epoch_ms());
                 let retirements =
                     fixture.run(async move { fixture.lambda.retire_environments(NAME).await });
                 // Each one answered its invocation and exited inside Lambda's 500 ms.
@@ -798,8 +804,9 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
     assert_three_steps_each(&steps);
     assert_three_steps_each(&last_steps);
     // No task waited for a timeout unless a fault caused it: handed to a worker while the server
-    // was away (or a moment either side), or while a blocking activity held an environment that
-    // was then killed at its timeout with its polls still at the server.
+    // was away (or a moment either side), to one that SIGTERM stopped mid-invocation (no time to
+    // drain), or while a blocking activity held an environment that was then killed at its
+    // timeout with its polls still at the server.
     let near = |lost_at: i64, from: u64, to: u64| {
         lost_at + 2_000 >= from as i64 && lost_at <= to as i64 + 2_000
     };
@@ -811,6 +818,8 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
             .any(|&at| near(lost_at, at, at + TIMEOUT.as_millis() as u64))
         {
             Some("an environment killed at its timeout")
+        } else if sigterms.iter().any(|&at| near(lost_at, at, at + 500)) {
+            Some("SIGTERM")
         } else {
             None
         }
