@@ -212,7 +212,7 @@ fn invocation_time_mistakes_fail_the_invocation_not_the_process() {
     assert_quoted(
         "buffer at least the function timeout",
         &body,
-        "at least 1s is needed: raise the function timeout or lower shutdown_deadline_buffer",
+        "more than 1s is needed: raise the function timeout or lower shutdown_deadline_buffer",
     );
     assert!(
         body.contains("TemporalLambdaWorker.DeadlineTooClose"),

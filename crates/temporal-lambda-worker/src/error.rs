@@ -67,6 +67,9 @@ pub enum Error {
     /// The Temporal runtime could not be created.
     #[error("cannot create the Temporal runtime: {0}")]
     Runtime(String),
+    /// The handler for Lambda's SIGTERM could not be installed.
+    #[error("cannot listen for Lambda's SIGTERM: {0}")]
+    Sigterm(#[source] std::io::Error),
     /// The Lambda runtime stopped with an error.
     #[error("the Lambda runtime stopped: {0}")]
     LambdaRuntime(String),
@@ -79,7 +82,7 @@ pub enum InvocationError {
     /// Too little time is left before the deadline to do useful work.
     #[error(
         "only {}ms of work time left (deadline in {}ms minus the {}ms shutdown deadline buffer); \
-         at least 1s is needed: raise the function timeout or lower shutdown_deadline_buffer",
+         more than 1s is needed: raise the function timeout or lower shutdown_deadline_buffer",
         work_time.as_millis(), until_deadline.as_millis(), buffer.as_millis()
     )]
     DeadlineTooClose {

@@ -114,25 +114,31 @@ pub(crate) async fn invoke<B: Backend>(
         .unwrap_or_else(|| identity(context));
     let span = info_span!("invocation", request_id = %context.request_id, identity = %identity);
     async {
-        let work_time = work_time(deadline, settings.shutdown_deadline_buffer)?;
-        if work_time < LOW_WORK_TIME {
-            warn!(
-                work_time_ms = work_time.as_millis() as u64,
-                "little work time in this invocation: raise the function timeout (a few minutes \
-                 is typical) so each invocation can do more than start and stop"
-            );
-        }
-        info!(
-            work_time_ms = work_time.as_millis() as u64,
-            "invocation started"
-        );
-        let outcome = work(backend, settings, warm, deadline, identity).await;
-        run_hooks(
-            &settings.hooks,
-            earlier(deadline, RETURN_MARGIN),
-            &warm.sigterm,
-        )
-        .await;
+        // Too little time is refused before anything starts, so no hook runs either.
+        let outcome = match work_time(deadline, settings.shutdown_deadline_buffer) {
+            Err(e) => Err(e),
+            Ok(work_time) => {
+                if work_time < LOW_WORK_TIME {
+                    warn!(
+                        work_time_ms = work_time.as_millis() as u64,
+                        "little work time in this invocation: raise the function timeout (a few \
+                         minutes is typical) so each invocation can do more than start and stop"
+                    );
+                }
+                info!(
+                    work_time_ms = work_time.as_millis() as u64,
+                    "invocation started"
+                );
+                let outcome = work(backend, settings, warm, deadline, identity).await;
+                run_hooks(
+                    &settings.hooks,
+                    earlier(deadline, RETURN_MARGIN),
+                    &warm.sigterm,
+                )
+                .await;
+                outcome
+            }
+        };
         match &outcome {
             Ok(summary) => info!(
                 stopped_by = summary.stopped_by,

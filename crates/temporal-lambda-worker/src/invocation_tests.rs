@@ -297,6 +297,7 @@ async fn an_activity_ignoring_cancellation_is_abandoned_at_the_hard_bound() {
 
 #[tokio::test(start_paused = true)]
 async fn too_little_time_fails_at_once_without_connecting() {
+    let logs = LogCapture::start();
     let backend = FakeBackend::new(Script::default());
     // 8 s to the deadline − 7 s buffer = 1 s of work time: refused.
     let err = invoke_within(&backend, &settings(), 8 * SECOND)
@@ -304,8 +305,11 @@ async fn too_little_time_fails_at_once_without_connecting() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, InvocationError::DeadlineTooClose { .. }));
+    assert!(msg.contains("more than 1s is needed"), "{msg}");
     assert!(msg.contains("raise the function timeout"), "{msg}");
     assert!(backend.names().is_empty(), "{:?}", backend.names());
+    // Logged as a failed invocation, like every other failure.
+    assert!(logs.text().contains("invocation failed"), "{}", logs.text());
 }
 
 #[tokio::test(start_paused = true)]

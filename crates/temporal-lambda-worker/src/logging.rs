@@ -9,10 +9,15 @@ use tracing_subscriber::{EnvFilter, fmt};
 /// Does nothing when a global subscriber is already installed, so your own setup wins.
 /// [`crate::run_worker`] calls it for you.
 pub fn init_logging() {
+    // RUST_LOG as written (targets are case-sensitive); Lambda's level is upper case (`DEBUG`).
     let filter = std::env::var("RUST_LOG")
         .ok()
-        .or_else(|| std::env::var("AWS_LAMBDA_LOG_LEVEL").ok())
-        .and_then(|level| EnvFilter::try_new(level.to_lowercase()).ok())
+        .or_else(|| {
+            std::env::var("AWS_LAMBDA_LOG_LEVEL")
+                .ok()
+                .map(|l| l.to_lowercase())
+        })
+        .and_then(|filter| EnvFilter::try_new(filter).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));

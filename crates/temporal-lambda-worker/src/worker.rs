@@ -155,8 +155,7 @@ const _: () = assert!(SIGTERM_EXIT.as_millis() > SIGTERM_BUDGET.as_millis());
 
 impl LambdaWorker {
     fn listen_for_sigterm(&self) -> Result<(), Error> {
-        let mut signal = signal(SignalKind::terminate())
-            .map_err(|e| Error::Runtime(format!("cannot listen for SIGTERM: {e}")))?;
+        let mut signal = signal(SignalKind::terminate()).map_err(Error::Sigterm)?;
         let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
             signal.recv().await;
