@@ -19,8 +19,8 @@ pub enum Error {
     #[error(
         "{missing} is not set, so this is not a Lambda execution environment: deploy this \
          binary as the `bootstrap` of a provided.al2023 function, or run it locally under a \
-         Lambda Runtime API emulator that sets the AWS_LAMBDA_* variables (see the README, \
-         'Running locally')"
+         Lambda Runtime API emulator that sets the AWS_LAMBDA_* variables (such as \
+         temporal-lambda-worker's lambda-local, or AWS's Runtime Interface Emulator)"
     )]
     NotInLambda {
         /// The first required variable found missing.

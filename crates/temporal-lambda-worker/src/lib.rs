@@ -1,4 +1,6 @@
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 //! Run [Temporal](https://temporal.io) Workers on AWS Lambda.
 //!
 //! Temporal's Serverless Workers: when tasks arrive on a task queue with no poller, Temporal
@@ -59,6 +61,7 @@ mod invocation;
 mod logging;
 mod options;
 #[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub mod otel;
 mod polls;
 mod task_count;

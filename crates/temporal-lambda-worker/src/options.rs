@@ -71,8 +71,9 @@ pub(crate) type ShutdownHook = Arc<dyn Fn() -> HookFuture + Send + Sync>;
 /// - `idle_exit` (1 s) and `reuse_connection` (on): see their fields.
 ///
 /// Before `configure` runs, the `TEMPORAL_LAMBDA_*` variables of the function's environment are
-/// applied (see the README, "Configuration"), so a deployment can tune these without a rebuild
-/// while values set in code still win.
+/// applied ([`crate::SHUTDOWN_BUFFER_VAR`], [`crate::STOP_TIMEOUT_VAR`], [`crate::IDLE_EXIT_VAR`],
+/// [`crate::REUSE_CONNECTION_VAR`]), so a deployment can tune these without a rebuild while
+/// values set in code still win.
 ///
 /// Register workflows through [`Options::register_workflow`] or
 /// [`Options::register_workflow_with_behavior`] so their versioning behaviour is known, and
@@ -100,7 +101,8 @@ pub struct Options {
     /// invocation that finished its work stops billing. Default: [`defaults::IDLE_EXIT`]
     /// (1 s). `None`: poll until `deadline - shutdown_deadline_buffer`, as the other SDKs'
     /// Lambda workers do. Trade-off: tasks arriving later need a new invocation (and the
-    /// workflows cached in this worker are replayed there); see the README, "Idle exit".
+    /// workflows cached in this worker are replayed there), so raise it for workflows that wait
+    /// on timers or signals a little longer than the period.
     pub idle_exit: Option<Duration>,
     /// Keep the connection to Temporal from one invocation to the next in the same execution
     /// environment (default `true`). A kept connection is checked with one short request before
@@ -147,7 +149,7 @@ impl Options {
     ///
     /// The Temporal Rust SDK 1.1.1 sends one behaviour for every workflow of a worker, so
     /// workflows registered with different behaviours on the same worker are rejected at start
-    /// (with an error saying which); see the README, "Versioning behaviours".
+    /// (with an error naming the workflows on each side).
     pub fn register_workflow_with_behavior<W>(
         &mut self,
         behavior: VersioningBehavior,
@@ -169,6 +171,12 @@ impl Options {
     /// Registers every activity of an `#[activities]` implementation.
     pub fn register_activities<A: ActivityImplementer>(&mut self, activities: A) -> &mut Self {
         self.worker.register_activities(activities);
+        self
+    }
+
+    /// Sets the task queue to poll (by default `TEMPORAL_TASK_QUEUE`).
+    pub fn task_queue(&mut self, task_queue: impl Into<String>) -> &mut Self {
+        self.worker.task_queue = task_queue.into();
         self
     }
 

@@ -399,7 +399,7 @@ mod tests {
         let (_dir, env) = env();
         let settings = setup(&env, &version(), |options| {
             pinned(options)?;
-            options.worker.task_queue = "from-code".to_owned();
+            options.task_queue("from-code");
             options.worker.max_cached_workflows = 7;
             options.worker.tuner = TunerHolder::builder()
                 .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(3))
@@ -576,7 +576,7 @@ mod tests {
                 missing: "AWS_LAMBDA_RUNTIME_API"
             }
         ));
-        assert!(err.to_string().contains("Running locally"));
+        assert!(err.to_string().contains("lambda-local"), "{err}");
         let env = env
             .with("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
             .with("AWS_LAMBDA_FUNCTION_NAME", "f")
