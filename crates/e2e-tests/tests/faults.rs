@@ -15,7 +15,7 @@ use std::{
         Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 mod common;
@@ -118,13 +118,6 @@ fn summary(record: &InvocationRecord) -> String {
     ["connection", "stopped_by", "shutdown"]
         .map(|field| format!("{field}={}", common::response(record, field)))
         .join(" ")
-}
-
-fn epoch_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 /// Starts a [`StepsWorkflow`] of `steps` steps of `step_ms` for each id, `spacing` apart.
@@ -234,7 +227,7 @@ fn server_killed_mid_invocation_and_restarted(name: &str) {
             })
         },
     );
-    let killed_at = epoch_ms();
+    let killed_at = common::epoch_ms();
     server = fixture.run(async move {
         server.kill().await;
         server
@@ -249,7 +242,7 @@ fn server_killed_mid_invocation_and_restarted(name: &str) {
         server.restart().await.unwrap();
         server
     });
-    let restarted_at = epoch_ms();
+    let restarted_at = common::epoch_ms();
 
     // New work keeps arriving after the restart, as production traffic would (the Worker
     // Controller re-checks a backlog with no new tasks only every few minutes).
@@ -274,7 +267,7 @@ fn server_killed_mid_invocation_and_restarted(name: &str) {
 
     // Once everything is idle, the environments that were connected to the old server process
     // serve a new wave warm, through new connections to the new one.
-    let warm_since = epoch_ms();
+    let warm_since = common::epoch_ms();
     let later = ids("later", 2);
     fixture.run(start_steps(
         address.clone(),
@@ -480,7 +473,7 @@ fn an_unreachable_server_is_a_clear_error_naming_the_address_well_within_the_bud
         listener.local_addr().unwrap().to_string()
     };
     fixture.add_function(NAME, &dead, TIMEOUT, 1, &[]);
-    let broken_at = epoch_ms();
+    let broken_at = common::epoch_ms();
     let failed = |fixture: &Fixture| -> Vec<InvocationRecord> {
         fixture
             .records(NAME)
@@ -552,7 +545,7 @@ fn an_unreachable_server_is_a_clear_error_naming_the_address_well_within_the_bud
 
     // The fix (the right address) is deployed: the waiting workflows and a new one complete.
     fixture.add_function(NAME, &address, TIMEOUT, 1, &[]);
-    let fixed_at = epoch_ms();
+    let fixed_at = common::epoch_ms();
     workflows.push(format!("{NAME}-after-fix"));
     let results = fixture.run({
         let (address, task_queue, ids) = (address.clone(), task_queue.clone(), workflows.clone());
@@ -713,21 +706,21 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
         eprintln!(
             "soak {:>4} s: {fault:?} at {} ms since the epoch",
             soak_started.elapsed().as_secs(),
-            epoch_ms()
+            common::epoch_ms()
         );
         match fault {
             Fault::ServerRestart => {
-                let down = epoch_ms();
+                let down = common::epoch_ms();
                 server = fixture.run(async move {
                     server.kill().await;
                     tokio::time::sleep(Duration::from_secs(3)).await;
                     server.restart().await.unwrap();
                     server
                 });
-                outages.push((down, epoch_ms()));
+                outages.push((down, common::epoch_ms()));
             }
             Fault::Sigterm => {
-                sigterms.push(epoch_ms());
+                sigterms.push(common::epoch_ms());
                 let retirements =
                     fixture.run(async move { fixture.lambda.retire_environments(NAME).await });
                 // Each one answered its invocation and exited inside Lambda's 500 ms.
@@ -740,7 +733,7 @@ fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_d
             Fault::KilledAtTimeout => {
                 let id = format!("{NAME}-blocker-{}", blockers.len());
                 blockers.push(id.clone());
-                blocker_starts.push(epoch_ms());
+                blocker_starts.push(common::epoch_ms());
                 let (address, task_queue) = (address.clone(), task_queue.clone());
                 fixture.run(async move {
                     common::client(&address)

@@ -5,7 +5,7 @@
 use std::{
     collections::HashSet,
     sync::OnceLock,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 mod common;
@@ -431,19 +431,12 @@ fn greet_with_hook_file(name: &str, env: &[(&str, &str)]) -> std::path::PathBuf 
     hook_file
 }
 
-fn hook_runs(hook_file: &std::path::Path) -> Vec<u128> {
+fn hook_runs(hook_file: &std::path::Path) -> Vec<u64> {
     std::fs::read_to_string(hook_file)
         .unwrap_or_default()
         .lines()
         .map(|line| line.parse().unwrap())
         .collect()
-}
-
-fn epoch_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
 }
 
 #[test]
@@ -460,7 +453,7 @@ fn sigterm_during_an_invocation_runs_the_hooks_and_exits_within_lambdas_limit() 
         "no invocation has ended yet"
     );
 
-    let sent = epoch_ms();
+    let sent = common::epoch_ms();
     let retired = fixture.run(async move { fixture.lambda.retire_environments(name).await });
     assert_eq!(retired.len(), 1, "{retired:?}");
     let exited_after = retired[0]
@@ -474,7 +467,7 @@ fn sigterm_during_an_invocation_runs_the_hooks_and_exits_within_lambdas_limit() 
     let runs = hook_runs(&hook_file);
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert!(
-        runs[0] >= sent && runs[0] <= sent + exited_after.as_millis() + 1,
+        runs[0] >= sent && runs[0] <= sent + exited_after.as_millis() as u64 + 1,
         "hook ran at {} for a SIGTERM sent at {sent} and an exit {exited_after:?} later",
         runs[0]
     );
@@ -513,7 +506,7 @@ fn sigterm_to_a_frozen_environment_exits_at_once_without_running_hooks_again() {
         "the invocations' own hooks ran"
     );
 
-    let sent = epoch_ms();
+    let sent = common::epoch_ms();
     let retired = fixture.run(async move { fixture.lambda.retire_environments(name).await });
     assert_eq!(retired.len(), 1, "{retired:?}");
     let exited_after = retired[0]
@@ -525,7 +518,7 @@ fn sigterm_to_a_frozen_environment_exits_at_once_without_running_hooks_again() {
     );
     // Nothing left to flush: no hook ran between the signal and the exit (a later invocation
     // in a new environment may run its own).
-    let during_exit = sent..=sent + exited_after.as_millis() + 1;
+    let during_exit = sent..=sent + exited_after.as_millis() as u64 + 1;
     let runs = hook_runs(&hook_file);
     assert!(
         !runs.iter().any(|at| during_exit.contains(at)),
@@ -577,7 +570,7 @@ fn after_a_frozen_gap_longer_than_the_keepalive_the_next_invocation_works() {
     common::wait_until("the environment is frozen", Duration::from_secs(20), || {
         fixture.lambda.in_flight(name) == 0 && !fixture.records(name).is_empty()
     });
-    let frozen_at = epoch_ms();
+    let frozen_at = common::epoch_ms();
     // The client pings every 30 s and gives up 15 s after an unanswered ping; a frozen process
     // does neither, so its kept connection wakes up with both overdue.
     std::thread::sleep(Duration::from_secs(50));
@@ -588,7 +581,7 @@ fn after_a_frozen_gap_longer_than_the_keepalive_the_next_invocation_works() {
         fixture
             .records(name)
             .into_iter()
-            .find(|r| u128::from(r.started_at_ms) > frozen_at && r.activity_tasks == Some(1))
+            .find(|r| r.started_at_ms > frozen_at && r.activity_tasks == Some(1))
     };
     common::wait_until(
         "the invocation after the gap ended",

@@ -232,6 +232,14 @@ pub struct History {
     pub events: Vec<HistoryEvent>,
 }
 
+/// Milliseconds since the epoch, now.
+pub fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 /// A task that waited for a timeout (see [`History::timeout_waits`]).
 pub struct TimeoutWait {
     /// What waited, where and when.
