@@ -115,6 +115,31 @@ pub struct Options {
     pub(crate) core_meter: Option<Arc<dyn CoreMeter>>,
 }
 
+/// What a log line or a test failure may show: no API key, no TLS material, no header values.
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let version = &self.worker.deployment_options.version;
+        f.debug_struct("Options")
+            .field("task_queue", &self.worker.task_queue)
+            .field("deployment", &version.deployment_name)
+            .field("build_id", &version.build_id)
+            .field("address", &self.connection.target.as_str())
+            .field("namespace", &self.client.namespace)
+            .field(
+                "api_key",
+                &self.connection.api_key.as_ref().map(|_| "<set>"),
+            )
+            .field("tls", &self.connection.tls_options.is_some())
+            .field("stop_timeout", &self.worker.graceful_shutdown_period)
+            .field("shutdown_deadline_buffer", &self.shutdown_deadline_buffer)
+            .field("idle_exit", &self.idle_exit)
+            .field("reuse_connection", &self.reuse_connection)
+            .field("versioning_behaviors", &self.explicit_behaviors)
+            .field("shutdown_hooks", &self.hooks.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Options {
     pub(crate) fn new(
         task_queue: String,

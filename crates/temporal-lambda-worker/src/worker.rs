@@ -86,6 +86,28 @@ pub struct LambdaWorker {
     shared: Arc<Shared>,
 }
 
+/// The settings the handler runs with (as [`Options`] shows them: no secrets).
+impl std::fmt::Debug for LambdaWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings = &self.shared.settings;
+        let version = &settings.worker.deployment_options.version;
+        f.debug_struct("LambdaWorker")
+            .field("task_queue", &settings.worker.task_queue)
+            .field("deployment", &version.deployment_name)
+            .field("build_id", &version.build_id)
+            .field("address", &settings.connection.target.as_str())
+            .field("namespace", &settings.client.namespace)
+            .field("stop_timeout", &settings.stop_timeout)
+            .field(
+                "shutdown_deadline_buffer",
+                &settings.shutdown_deadline_buffer,
+            )
+            .field("idle_exit", &settings.idle_exit)
+            .field("reuse_connection", &settings.reuse_connection)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Shared {
     backend: SdkBackend,
     settings: Settings,
@@ -392,6 +414,22 @@ mod tests {
         );
         assert_eq!(worker.task_queue, "from-env");
         assert_eq!(worker.client_identity_override, None);
+    }
+
+    #[test]
+    fn debug_output_shows_the_settings_but_never_the_api_key() {
+        let (_dir, env) = env();
+        let env = env.with("TEMPORAL_API_KEY", "secret-key-123");
+        let mut shown = String::new();
+        setup(&env, &version(), |options| {
+            pinned(options)?;
+            shown = format!("{options:?}");
+            Ok::<_, BoxError>(())
+        })
+        .unwrap();
+        assert!(shown.contains("task_queue: \"from-env\""), "{shown}");
+        assert!(shown.contains("api_key: Some(\"<set>\")"), "{shown}");
+        assert!(!shown.contains("secret-key-123"), "{shown}");
     }
 
     #[test]
