@@ -116,7 +116,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         .and_then(|v| v.get("result").cloned())
         .unwrap_or(serde_json::Value::String(output.trim().to_owned()));
 
-    steps.say("waiting for the invocation to end (it polls until deadline - buffer)");
+    steps.say("waiting for the invocation to end (a second after its last task: the idle exit)");
     let records = wait_for_records(&lambda, Duration::from_secs(60)).await;
     server.stop().await;
     lambda.shutdown().await;
