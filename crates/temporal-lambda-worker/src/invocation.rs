@@ -8,7 +8,6 @@ use std::{
 };
 
 use lambda_runtime::Context;
-use serde::Serialize;
 use tokio::{
     sync::watch,
     time::{Instant, sleep_until, timeout_at},
@@ -21,6 +20,7 @@ use crate::{
     error::describe,
     options::{Settings, ShutdownHook},
     polls::{LAST_POLL_WAIT, POLL_DEADLINE},
+    summary::{Connection, InvocationSummary, StoppedBy, WorkerShutdown},
     task_count::TaskCount,
 };
 
@@ -69,43 +69,13 @@ impl<C> Warm<C> {
     }
 }
 
-/// What an invocation reports back as its response.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub(crate) struct Summary {
-    /// The worker identity used for this invocation.
-    pub(crate) identity: String,
-    /// `graceful` when the worker drained in time, `abandoned` when tasks that ignored
-    /// cancellation were left behind at the hard stop.
-    pub(crate) shutdown: &'static str,
-    /// `deadline` when polling ended before deadline − buffer (early enough for the last polls
-    /// to end inside the buffer), `idle` when the idle exit ended it,
-    /// `sigterm` when Lambda began shutting the execution environment down.
-    pub(crate) stopped_by: &'static str,
-    /// `new` for a connection made by this invocation, `reused` for the previous one's.
-    pub(crate) connection: &'static str,
-    /// Time from the invocation's start until its worker began polling: getting the
-    /// connection (made, or kept and checked) and creating the worker.
-    pub(crate) ready_ms: u64,
-    /// Whether the worker's polls had all ended at the server before it was stopped, so no
-    /// task could be handed to it while stopping (false after SIGTERM, which leaves no time).
-    pub(crate) polls_drained: bool,
-    /// Time spent ending the polls at the server, before the worker was asked to stop.
-    pub(crate) drain_ms: u64,
-    /// Time from asking the worker to stop until it stopped or was abandoned.
-    pub(crate) stop_ms: u64,
-    /// Workflow tasks (activations with work) this invocation processed.
-    pub(crate) workflow_tasks: u64,
-    /// Activity tasks this invocation started.
-    pub(crate) activity_tasks: u64,
-}
-
 /// Serves one invocation.
 pub(crate) async fn invoke<B: Backend>(
     backend: &B,
     settings: &Settings,
     warm: &Warm<B::Client>,
     context: &Context,
-) -> Result<Summary, InvocationError> {
+) -> Result<InvocationSummary, InvocationError> {
     let deadline = deadline_instant(backend.now(), context.deadline);
     let identity = settings
         .worker
@@ -141,12 +111,12 @@ pub(crate) async fn invoke<B: Backend>(
         };
         match &outcome {
             Ok(summary) => info!(
-                stopped_by = summary.stopped_by,
-                connection = summary.connection,
+                stopped_by = summary.stopped_by.as_str(),
+                connection = summary.connection.as_str(),
                 ready_ms = summary.ready_ms,
                 polls_drained = summary.polls_drained,
                 drain_ms = summary.drain_ms,
-                shutdown = summary.shutdown,
+                shutdown = summary.shutdown.as_str(),
                 stop_ms = summary.stop_ms,
                 workflow_tasks = summary.workflow_tasks,
                 activity_tasks = summary.activity_tasks,
@@ -166,7 +136,7 @@ async fn work<B: Backend>(
     warm: &Warm<B::Client>,
     deadline: Instant,
     identity: String,
-) -> Result<Summary, InvocationError> {
+) -> Result<InvocationSummary, InvocationError> {
     let started = Instant::now();
     let buffer = settings.shutdown_deadline_buffer;
     // The buffer holds the stop (stop timeout, grace, return margins) and, before it, the time
@@ -196,16 +166,16 @@ async fn work<B: Backend>(
     };
     let stopped_by = tokio::select! {
         result = &mut run => return Err(result.err().unwrap_or_else(stopped_early)),
-        () = sleep_until(stop_polling) => "deadline",
-        () = idle(&tasks, settings.idle_exit), if settings.idle_exit.is_some() => "idle",
-        () = sigterm(&warm.sigterm) => "sigterm",
+        () = sleep_until(stop_polling) => StoppedBy::Deadline,
+        () = idle(&tasks, settings.idle_exit), if settings.idle_exit.is_some() => StoppedBy::Idle,
+        () = sigterm(&warm.sigterm) => StoppedBy::Sigterm,
     };
 
     // The worker keeps running while its polls end at the server, so a task one of them still
     // brings is processed instead of waiting for its timeout (see `polls`). After SIGTERM there
     // is no time for it.
     let drain_started = Instant::now();
-    let polls_drained = if stopped_by == "sigterm" {
+    let polls_drained = if stopped_by == StoppedBy::Sigterm {
         false
     } else {
         // The stop timeout and its grace keep their whole length before the deadline.
@@ -225,7 +195,7 @@ async fn work<B: Backend>(
         }
     };
     let drain_ms = drain_started.elapsed().as_millis() as u64;
-    if !polls_drained && stopped_by != "sigterm" {
+    if !polls_drained && stopped_by != StoppedBy::Sigterm {
         info!(
             drain_ms,
             "a poll was still at the server when the worker was stopped"
@@ -243,12 +213,12 @@ async fn work<B: Backend>(
         () = cutoff(hard_stop, &warm.sigterm, SIGTERM_DRAIN) => None,
     };
     let shutdown = match stopped {
-        Some(Ok(())) => "graceful",
+        Some(Ok(())) => WorkerShutdown::Graceful,
         Some(Err(e)) => {
             // The tasks were processed; a failure while stopping is worth a log line, not a
             // function error (Lambda retries failed asynchronous invocations).
             warn!(error = %e, "the worker reported an error while stopping");
-            "graceful"
+            WorkerShutdown::Graceful
         }
         None => {
             warn!(
@@ -256,14 +226,14 @@ async fn work<B: Backend>(
                 "tasks still running at the hard stop were abandoned; they ignored cancellation \
                  and will be retried by Temporal after their timeouts"
             );
-            "abandoned"
+            WorkerShutdown::Abandoned
         }
     };
     // An abandoned worker may still hold on to the connection's worker registry; start afresh.
-    if settings.reuse_connection && shutdown == "graceful" {
+    if settings.reuse_connection && shutdown == WorkerShutdown::Graceful {
         warm.keep_client(client);
     }
-    Ok(Summary {
+    Ok(InvocationSummary {
         identity,
         stopped_by,
         connection,
@@ -283,11 +253,11 @@ async fn client<B: Backend>(
     settings: &Settings,
     warm: &Warm<B::Client>,
     stop_polling: Instant,
-) -> Result<(B::Client, &'static str), InvocationError> {
+) -> Result<(B::Client, Connection), InvocationError> {
     if let Some(kept) = warm.take_client() {
         let check_by = stop_polling.min(Instant::now() + REUSE_CHECK_TIMEOUT);
         match timeout_at(check_by, backend.check(&kept)).await {
-            Ok(Ok(())) => return Ok((kept, "reused")),
+            Ok(Ok(())) => return Ok((kept, Connection::Reused)),
             Ok(Err(reason)) => info!(%reason, "the kept connection failed its check; reconnecting"),
             Err(_) => info!("the kept connection did not answer its check in time; reconnecting"),
         }
@@ -295,7 +265,7 @@ async fn client<B: Backend>(
     let address = settings.connection.target.to_string();
     let connect = backend.connect(settings.connection.clone(), settings.client.clone());
     match timeout_at(stop_polling, connect).await {
-        Ok(Ok(client)) => Ok((client, "new")),
+        Ok(Ok(client)) => Ok((client, Connection::New)),
         Ok(Err(reason)) => Err(InvocationError::Connect { address, reason }),
         Err(_) => Err(InvocationError::Connect {
             address,

@@ -43,7 +43,7 @@ async fn invoke_within(
     backend: &FakeBackend,
     settings: &Settings,
     deadline_in: Duration,
-) -> Result<Summary, InvocationError> {
+) -> Result<InvocationSummary, InvocationError> {
     invoke(
         backend,
         settings,
@@ -96,7 +96,7 @@ async fn success_polls_until_deadline_minus_buffer_then_stops_then_runs_hooks() 
     );
     assert!(summary.polls_drained);
     assert_eq!(summary.drain_ms, 800);
-    assert_eq!(summary.shutdown, "graceful");
+    assert_eq!(summary.shutdown, WorkerShutdown::Graceful);
     assert_eq!(summary.stop_ms, 300);
     // Hooks ran once each, in order, after the worker stopped.
     assert_eq!(*log.lock().unwrap(), ["hook 1", "hook 2"]);
@@ -284,7 +284,7 @@ async fn an_activity_ignoring_cancellation_is_abandoned_at_the_hard_bound() {
     let summary = invoke_within(&backend, &settings, 60 * SECOND)
         .await
         .unwrap();
-    assert_eq!(summary.shutdown, "abandoned");
+    assert_eq!(summary.shutdown, WorkerShutdown::Abandoned);
     // Polls stop at 52.5 s, stop requested at 52.5 s (they end at once here); stop timeout 5 s;
     // 0.5 s grace: returned at 58 s.
     assert_eq!(summary.stop_ms, 5500);
@@ -397,7 +397,7 @@ async fn without_idle_exit_an_idle_worker_polls_until_the_deadline() {
     let summary = invoke_within(&backend, &settings(), 60 * SECOND)
         .await
         .unwrap();
-    assert_eq!(summary.stopped_by, "deadline");
+    assert_eq!(summary.stopped_by, StoppedBy::Deadline);
     assert_eq!(
         backend.at("stop requested"),
         52 * SECOND + 500 * MILLISECOND
@@ -413,7 +413,7 @@ async fn idle_exit_ends_the_invocation_once_nothing_happened_for_the_period() {
     let summary = invoke_within(&backend, &idle_settings(2 * SECOND), 60 * SECOND)
         .await
         .unwrap();
-    assert_eq!(summary.stopped_by, "idle");
+    assert_eq!(summary.stopped_by, StoppedBy::Idle);
     // One second of work, then two idle seconds.
     assert_eq!(backend.at("stop requested"), 3 * SECOND);
     assert_eq!(summary.activity_tasks, 1);
@@ -425,7 +425,7 @@ async fn before_its_first_task_an_idle_exit_waits_longer() {
     let summary = invoke_within(&backend, &idle_settings(2 * SECOND), 60 * SECOND)
         .await
         .unwrap();
-    assert_eq!(summary.stopped_by, "idle");
+    assert_eq!(summary.stopped_by, StoppedBy::Idle);
     assert_eq!(backend.at("stop requested"), IDLE_EXIT_FIRST_TASK_WAIT);
     // A task at 4 s: from then on, the idle period alone counts.
     let backend = FakeBackend::new(Script {
@@ -451,7 +451,7 @@ async fn idle_exit_waits_for_a_long_task_and_for_tasks_arriving_in_between() {
     let summary = invoke_within(&backend, &idle_settings(2 * SECOND), 60 * SECOND)
         .await
         .unwrap();
-    assert_eq!(summary.stopped_by, "idle");
+    assert_eq!(summary.stopped_by, StoppedBy::Idle);
     let stopped = backend.at("stop requested");
     // The last task ended at 12.5 s; two idle seconds later (checked every 100 ms).
     assert!(
@@ -471,7 +471,7 @@ async fn the_deadline_still_wins_over_a_busy_worker_with_idle_exit() {
     let summary = invoke_within(&backend, &idle_settings(2 * SECOND), 30 * SECOND)
         .await
         .unwrap();
-    assert_eq!(summary.stopped_by, "deadline");
+    assert_eq!(summary.stopped_by, StoppedBy::Deadline);
     assert_eq!(
         backend.at("stop requested"),
         22 * SECOND + 500 * MILLISECOND
@@ -489,7 +489,7 @@ fn hanging_hook(options: &mut Options) {
 async fn two_invocations(
     backend: &FakeBackend,
     settings: &Settings,
-) -> (Summary, Summary, Vec<String>) {
+) -> (InvocationSummary, InvocationSummary, Vec<String>) {
     let first = invoke_within(backend, settings, 20 * SECOND).await;
     let before = backend.names().len();
     let second = invoke_within(backend, settings, 20 * SECOND).await;
@@ -504,7 +504,10 @@ async fn two_invocations(
 async fn a_kept_connection_is_checked_then_reused() {
     let backend = FakeBackend::new(Script::default());
     let (first, second, events) = two_invocations(&backend, &settings()).await;
-    assert_eq!((first.connection, second.connection), ("new", "reused"));
+    assert_eq!(
+        (first.connection, second.connection),
+        (Connection::New, Connection::Reused)
+    );
     assert_eq!(
         events[..2],
         [
@@ -522,8 +525,11 @@ async fn ready_ms_is_the_time_to_get_a_connection_before_polling() {
         ..Default::default()
     });
     let (first, second, _) = two_invocations(&backend, &settings()).await;
-    assert_eq!((first.connection, first.ready_ms), ("new", 300));
-    assert_eq!((second.connection, second.ready_ms), ("reused", 20));
+    assert_eq!((first.connection, first.ready_ms), (Connection::New, 300));
+    assert_eq!(
+        (second.connection, second.ready_ms),
+        (Connection::Reused, 20)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -533,7 +539,7 @@ async fn a_kept_connection_that_fails_its_check_is_replaced() {
         ..Default::default()
     });
     let (_, second, events) = two_invocations(&backend, &settings()).await;
-    assert_eq!(second.connection, "new");
+    assert_eq!(second.connection, Connection::New);
     assert_eq!(
         events[..2],
         ["check 1", "connect http://temporal.test:7233/"]
@@ -555,7 +561,7 @@ async fn a_kept_connection_that_does_not_answer_costs_at_most_the_check_timeout(
     let summary = invoke_within(&backend, &settings, 20 * SECOND)
         .await
         .unwrap();
-    assert_eq!(summary.connection, "new");
+    assert_eq!(summary.connection, Connection::New);
     let reconnected = backend
         .events
         .borrow()
@@ -572,7 +578,7 @@ async fn without_reuse_every_invocation_connects() {
     let backend = FakeBackend::new(Script::default());
     let settings = settings_with(|options| options.reuse_connection = false);
     let (_, second, events) = two_invocations(&backend, &settings).await;
-    assert_eq!(second.connection, "new");
+    assert_eq!(second.connection, Connection::New);
     assert_eq!(events[0], "connect http://temporal.test:7233/");
     assert!(!backend.names().iter().any(|e| e.starts_with("check")));
 }
@@ -584,7 +590,10 @@ async fn an_abandoned_worker_does_not_leave_its_connection_behind() {
         ..Default::default()
     });
     let (first, second, events) = two_invocations(&backend, &settings()).await;
-    assert_eq!((first.shutdown, second.connection), ("abandoned", "new"));
+    assert_eq!(
+        (first.shutdown, second.connection),
+        (WorkerShutdown::Abandoned, Connection::New)
+    );
     assert_eq!(events[0], "connect http://temporal.test:7233/");
 }
 
@@ -602,13 +611,16 @@ async fn sigterm_stops_the_worker_and_bounds_drain_and_hooks_to_lambdas_limit() 
     let context = backend.context(60 * SECOND);
     let (summary, ()) = tokio::join!(invoke(&backend, &settings, &backend.warm, &context), signal);
     let summary = summary.unwrap();
-    assert_eq!(summary.stopped_by, "sigterm");
+    assert_eq!(summary.stopped_by, StoppedBy::Sigterm);
     // No time to end the polls at the server first.
     assert!(!backend.names().contains(&"drain polls".to_owned()));
     assert!(!summary.polls_drained);
     assert_eq!(backend.at("stop requested"), 10 * SECOND);
     // The drain is cut 200 ms after the signal, the hanging hook 400 ms after it.
-    assert_eq!((summary.shutdown, summary.stop_ms), ("abandoned", 200));
+    assert_eq!(
+        (summary.shutdown, summary.stop_ms),
+        (WorkerShutdown::Abandoned, 200)
+    );
     assert_eq!(backend.elapsed(), 10 * SECOND + SIGTERM_BUDGET);
 }
 
@@ -623,7 +635,7 @@ async fn sigterm_while_hooks_run_cuts_them_short() {
     };
     let context = backend.context(60 * SECOND);
     let (summary, ()) = tokio::join!(invoke(&backend, &settings, &backend.warm, &context), signal);
-    assert_eq!(summary.unwrap().stopped_by, "deadline");
+    assert_eq!(summary.unwrap().stopped_by, StoppedBy::Deadline);
     assert_eq!(backend.elapsed(), 54 * SECOND + SIGTERM_BUDGET);
 }
 
@@ -652,7 +664,7 @@ async fn polls_that_do_not_end_in_time_still_let_the_worker_stop() {
     let summary = invoke_within(&backend, &idle_settings(SECOND), 60 * SECOND)
         .await
         .unwrap();
-    assert_eq!(summary.stopped_by, "idle");
+    assert_eq!(summary.stopped_by, StoppedBy::Idle);
     assert!(!summary.polls_drained);
     assert_eq!(
         backend.at("stop requested"),
@@ -674,7 +686,7 @@ async fn sigterm_while_polls_end_stops_the_worker_at_once() {
     let context = backend.context(20 * SECOND);
     let (summary, ()) = tokio::join!(invoke(&backend, &settings, &backend.warm, &context), signal);
     let summary = summary.unwrap();
-    assert_eq!(summary.stopped_by, "deadline");
+    assert_eq!(summary.stopped_by, StoppedBy::Deadline);
     assert!(!summary.polls_drained);
     assert_eq!(
         backend.at("stop requested"),

@@ -64,6 +64,7 @@ mod options;
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub mod otel;
 mod polls;
+mod summary;
 mod task_count;
 #[cfg(test)]
 mod test_support;
@@ -78,6 +79,7 @@ pub use invocation::{IDLE_EXIT_FIRST_TASK_WAIT, LOW_WORK_TIME, MIN_WORK_TIME};
 pub use logging::init_logging;
 pub use options::{Options, Version, VersioningBehavior};
 pub use polls::POLL_DEADLINE;
+pub use summary::{Connection, InvocationSummary, StoppedBy, WorkerShutdown};
 pub use worker::{LambdaWorker, run_worker};
 
 /// The Lambda runtime this crate serves through, re-exported for its `Context` and `LambdaEvent`.

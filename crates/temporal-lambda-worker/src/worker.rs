@@ -18,7 +18,7 @@ use tokio::{
 };
 
 use crate::{
-    BoxError, Error, InvocationError, Options, Version,
+    BoxError, Error, InvocationError, InvocationSummary, Options, Version,
     backend::{GatedClient, SdkBackend},
     config, env_settings,
     environment::Environment,
@@ -73,12 +73,10 @@ where
 ///
 /// Build it with [`LambdaWorker::new`] to add `tower` layers, drive invocations in tests, or run
 /// the Lambda runtime yourself; [`LambdaWorker::serve`] runs it as [`run_worker`] does.
-/// Each call serves one invocation and responds with a small JSON summary: `identity`,
-/// `stopped_by` (`deadline`, `idle` or `sigterm`), `connection` (`new` or `reused`), `ready_ms`
-/// (time until its worker polled), `polls_drained` and `drain_ms` (whether, and how fast, its
-/// polls had ended at the server before the worker was stopped: see [`crate::POLL_DEADLINE`]),
-/// `shutdown` (`graceful` or `abandoned`), `stop_ms`, and
-/// `workflow_tasks` / `activity_tasks`, the tasks it processed. The event payload is not used.
+/// Each call serves one invocation and responds with an [`InvocationSummary`] (Lambda records it
+/// as a JSON object with the same field names): why polling stopped, which connection was used,
+/// whether the polls had ended at the server before the worker stopped, how the worker stopped,
+/// and the tasks it processed. The event payload is not used.
 ///
 /// Invocations must not overlap (Lambda never overlaps them in one execution environment).
 #[derive(Clone)]
@@ -195,9 +193,9 @@ impl LambdaWorker {
 }
 
 impl Service<LambdaEvent<Value>> for LambdaWorker {
-    type Response = Value;
+    type Response = InvocationSummary;
     type Error = InvocationError;
-    type Future = LocalBoxFuture<'static, Result<Value, InvocationError>>;
+    type Future = LocalBoxFuture<'static, Result<InvocationSummary, InvocationError>>;
 
     fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -206,14 +204,13 @@ impl Service<LambdaEvent<Value>> for LambdaWorker {
     fn call(&mut self, event: LambdaEvent<Value>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         async move {
-            let outcome = invoke(
+            invoke(
                 &shared.backend,
                 &shared.settings,
                 &shared.warm,
                 &event.context,
             )
-            .await;
-            Ok(serde_json::to_value(outcome?).unwrap_or_default())
+            .await
         }
         .boxed_local()
     }

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 use greeting::GreetingWorkflow;
 use support::{DevServer, blackhole::Blackhole, dev_server, lambda_event, unique};
 use temporal_lambda_worker::{
-    BoxError, LambdaWorker, Options, Version, VersioningBehavior,
+    BoxError, Connection, InvocationSummary, LambdaWorker, Options, StoppedBy, Version,
+    VersioningBehavior, WorkerShutdown,
     client::{
         Client, ClientOptions, ConnectionOptions, Url, WorkflowGetResultOptions,
         WorkflowStartOptions,
@@ -123,12 +124,9 @@ async fn a_started_workflow_completes_through_an_invocation_with_version_and_ide
     let response = worker.call(event).await.unwrap();
     let returned = SystemTime::now();
     assert!(returned < deadline, "returned after the deadline");
-    assert_eq!(response["shutdown"], "graceful", "{response}");
-    assert!(
-        response["workflow_tasks"].as_u64().unwrap() >= 2,
-        "{response}"
-    );
-    assert_eq!(response["activity_tasks"], 1, "{response}");
+    assert_eq!(response.shutdown, WorkerShutdown::Graceful, "{response:?}");
+    assert!(response.workflow_tasks >= 2, "{response:?}");
+    assert_eq!(response.activity_tasks, 1, "{response:?}");
 
     let result = tokio::time::timeout(
         Duration::from_secs(10),
@@ -194,7 +192,7 @@ async fn without_idle_exit_an_idle_invocation_polls_until_deadline_minus_buffer(
         before_deadline <= Duration::from_secs(7),
         "returned {before_deadline:?} before the deadline: too early"
     );
-    assert_eq!(response["shutdown"], "graceful");
+    assert_eq!(response.shutdown, WorkerShutdown::Graceful);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -222,9 +220,9 @@ async fn an_activity_ignoring_cancellation_cannot_hold_the_invocation_past_its_d
     let response = worker.call(event).await.unwrap();
     let returned = SystemTime::now();
     assert!(returned < deadline, "returned after the deadline");
-    assert_eq!(response["shutdown"], "abandoned", "{response}");
+    assert_eq!(response.shutdown, WorkerShutdown::Abandoned, "{response:?}");
     // Stop requested at deadline − 3 s at the latest; stop timeout 2 s; then at most 0.5 s more.
-    let stop_ms = response["stop_ms"].as_u64().unwrap();
+    let stop_ms = response.stop_ms;
     assert!((2000..=2700).contains(&stop_ms), "stop took {stop_ms}ms");
 }
 
@@ -266,8 +264,8 @@ async fn by_default_the_invocation_ends_a_second_after_its_work_is_done() {
         .await
         .unwrap();
     let took = started.elapsed();
-    assert_eq!(response["stopped_by"], "idle", "{response}");
-    assert_eq!(response["activity_tasks"], 1, "{response}");
+    assert_eq!(response.stopped_by, StoppedBy::Idle, "{response:?}");
+    assert_eq!(response.activity_tasks, 1, "{response:?}");
     // Without the idle exit it would poll for 23 s; with it, the work (well under a second)
     // plus one idle second.
     assert!(
@@ -288,7 +286,7 @@ impl Setup {
         &self,
         worker: &mut LambdaWorker,
         request_id: &str,
-    ) -> serde_json::Value {
+    ) -> InvocationSummary {
         let client = self.client().await;
         let workflow_id = unique(request_id);
         let handle = client
@@ -337,10 +335,13 @@ async fn warm_invocations_reuse_the_connection_and_keep_their_own_identity() {
     let mut connections = Vec::new();
     for request_id in ["warm-1", "warm-2", "warm-3"] {
         let response = setup.greet_through(&mut worker, request_id).await;
-        assert_eq!(response["activity_tasks"], 1, "{response}");
-        connections.push(response["connection"].as_str().unwrap().to_owned());
+        assert_eq!(response.activity_tasks, 1, "{response:?}");
+        connections.push(response.connection);
     }
-    assert_eq!(connections, ["new", "reused", "reused"]);
+    assert_eq!(
+        connections,
+        [Connection::New, Connection::Reused, Connection::Reused]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -349,13 +350,13 @@ async fn a_kept_connection_that_went_silent_is_replaced_within_a_second() {
     let proxy = Blackhole::start(setup.server.address.clone()).await;
     let mut worker = setup.worker_via(&proxy.address, idle_exit_after_one_second);
     let first = setup.greet_through(&mut worker, "before-silence").await;
-    assert_eq!(first["connection"], "new");
+    assert_eq!(first.connection, Connection::New);
     let opened = proxy.connections();
     // As if the environment had been frozen while a NAT forgot the connection.
     proxy.silence_open_connections();
     let started = std::time::Instant::now();
     let second = setup.greet_through(&mut worker, "after-silence").await;
-    assert_eq!(second["connection"], "new", "{second}");
+    assert_eq!(second.connection, Connection::New, "{second:?}");
     assert!(proxy.connections() > opened, "no new connection was made");
     // A one-second check, then a fresh connection, the work and a one-second idle exit.
     let took = started.elapsed();

@@ -208,13 +208,13 @@ async fn run_greeting(
         .unwrap();
     let event = lambda_event(name, Duration::from_secs(10));
     let response = worker.call(event).await.unwrap();
-    assert_eq!(response["activity_tasks"], 1, "{response}");
+    assert_eq!(response.activity_tasks, 1, "{response:?}");
     let result = handle
         .get_result(WorkflowGetResultOptions::default())
         .await
         .unwrap();
     assert_eq!(result, format!("Hello, {name}!"));
-    response.to_string().into_bytes()
+    serde_json::to_vec(&response).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
