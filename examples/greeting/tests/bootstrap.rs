@@ -32,7 +32,9 @@ fn outside_lambda_it_says_so_and_how_to_run_it_locally() {
     let output = worker().current_dir(dir.path()).output().unwrap();
     let line = fatal_line(&output);
     assert!(line.contains("AWS_LAMBDA_RUNTIME_API is not set"), "{line}");
-    assert!(line.contains("Running locally"), "{line}");
+    // How to run it locally: under an emulator, named.
+    assert!(line.contains("lambda-local"), "{line}");
+    assert!(line.contains("Runtime Interface Emulator"), "{line}");
 }
 
 #[test]
