@@ -147,7 +147,7 @@ impl Backend for SdkBackend {
             ..Default::default()
         };
         let worker = Worker::new(&self.runtime, client.client.clone(), options)
-            .map_err(|e| InvocationError::WorkerStart(describe(&e)))?;
+            .map_err(|e| InvocationError::WorkerStart(e.into()))?;
         client.gate.open();
         Ok(SdkWorker {
             shutdown_request,
@@ -264,8 +264,8 @@ impl PollingWorker for SdkWorker {
     async fn run(&mut self) -> Result<(), InvocationError> {
         self.worker.run().await.map_err(|e| match e {
             // Validation is the worker's check-in with the namespace before it polls.
-            e @ WorkerRunError::Validation(_) => InvocationError::WorkerStart(describe(&e)),
-            e => InvocationError::WorkerFailed(describe(&e)),
+            e @ WorkerRunError::Validation(_) => InvocationError::WorkerStart(e.into()),
+            e => InvocationError::WorkerFailed(e.into()),
         })
     }
 }

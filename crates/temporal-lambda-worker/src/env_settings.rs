@@ -111,13 +111,13 @@ mod tests {
             |_| {},
         )
         .unwrap();
-        assert_eq!(settings.shutdown_deadline_buffer, Duration::from_secs(12));
-        assert_eq!(settings.stop_timeout, Duration::from_secs(9));
+        assert_eq!(settings.timing.buffer, Duration::from_secs(12));
+        assert_eq!(settings.timing.stop_timeout, Duration::from_secs(9));
         assert_eq!(
             settings.worker.graceful_shutdown_period,
             Some(Duration::from_secs(9))
         );
-        assert_eq!(settings.idle_exit, Some(Duration::from_millis(1500)));
+        assert_eq!(settings.timing.idle_exit, Some(Duration::from_millis(1500)));
         assert!(!settings.reuse_connection);
     }
 
@@ -128,26 +128,23 @@ mod tests {
             |options| options.shutdown_deadline_buffer = Some(Duration::from_secs(20)),
         )
         .unwrap();
-        assert_eq!(settings.shutdown_deadline_buffer, Duration::from_secs(20));
-        assert_eq!(settings.idle_exit, None);
+        assert_eq!(settings.timing.buffer, Duration::from_secs(20));
+        assert_eq!(settings.timing.idle_exit, None);
         assert!(settings.reuse_connection, "on by default");
     }
 
     #[test]
     fn an_unset_buffer_follows_the_stop_timeout_from_either_source() {
         let from_variable = setup_with(&[(STOP_TIMEOUT_VAR, "10s")], |_| {}).unwrap();
-        assert_eq!(from_variable.stop_timeout, Duration::from_secs(10));
-        assert_eq!(
-            from_variable.shutdown_deadline_buffer,
-            Duration::from_secs(12)
-        );
+        assert_eq!(from_variable.timing.stop_timeout, Duration::from_secs(10));
+        assert_eq!(from_variable.timing.buffer, Duration::from_secs(12));
         let from_code = setup_with(&[], |options| {
             options.worker.graceful_shutdown_period = Some(Duration::from_secs(30));
         })
         .unwrap();
-        assert_eq!(from_code.shutdown_deadline_buffer, Duration::from_secs(32));
+        assert_eq!(from_code.timing.buffer, Duration::from_secs(32));
         let by_default = setup_with(&[], |_| {}).unwrap();
-        assert_eq!(by_default.shutdown_deadline_buffer, Duration::from_secs(7));
+        assert_eq!(by_default.timing.buffer, Duration::from_secs(7));
     }
 
     #[test]

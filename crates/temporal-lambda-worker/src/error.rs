@@ -2,7 +2,10 @@
 //! [`InvocationError`] for one invocation that could not do its work.
 //!
 //! Every message names the problem and what to do about it, fits on one line, and never contains
-//! a secret (API keys and TLS material are never formatted into errors).
+//! a secret (API keys and TLS material are never formatted into errors). An error that has a
+//! cause says only its own part and gives the cause as its [`std::error::Error::source`]; the
+//! one line printed at a failed cold start and the `errorMessage` Lambda records are the whole
+//! chain.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -62,17 +65,17 @@ pub enum Error {
     #[error("options: {0}")]
     InvalidOptions(String),
     /// The user's `configure` function returned an error.
-    #[error("configure failed: {0}")]
+    #[error("configure failed")]
     Configure(#[source] BoxError),
     /// The Temporal runtime could not be created.
-    #[error("cannot create the Temporal runtime: {0}")]
-    Runtime(String),
+    #[error("cannot create the Temporal runtime")]
+    Runtime(#[source] BoxError),
     /// The handler for Lambda's SIGTERM could not be installed.
-    #[error("cannot listen for Lambda's SIGTERM: {0}")]
+    #[error("cannot listen for Lambda's SIGTERM")]
     Sigterm(#[source] std::io::Error),
     /// The Lambda runtime stopped with an error.
-    #[error("the Lambda runtime stopped: {0}")]
-    LambdaRuntime(String),
+    #[error("the Lambda runtime stopped")]
+    LambdaRuntime(#[source] BoxError),
 }
 
 /// Why one invocation failed. Returned to Lambda, which records it as a function error.
@@ -82,8 +85,8 @@ pub enum InvocationError {
     /// Too little time is left before the deadline to do useful work.
     #[error(
         "only {}ms of work time left (deadline in {}ms minus the {}ms shutdown deadline buffer); \
-         more than 1s is needed: raise the function timeout or lower shutdown_deadline_buffer",
-        work_time.as_millis(), until_deadline.as_millis(), buffer.as_millis()
+         more than {:?} is needed: raise the function timeout or lower shutdown_deadline_buffer",
+        work_time.as_millis(), until_deadline.as_millis(), buffer.as_millis(), crate::MIN_WORK_TIME
     )]
     DeadlineTooClose {
         /// Time between now and the deadline.
@@ -102,11 +105,11 @@ pub enum InvocationError {
         reason: String,
     },
     /// The worker could not be created or refused to start (for example an unknown namespace).
-    #[error("the worker could not start: {0}")]
-    WorkerStart(String),
+    #[error("the worker could not start")]
+    WorkerStart(#[source] BoxError),
     /// The worker stopped with an error while polling.
-    #[error("the worker failed: {0}")]
-    WorkerFailed(String),
+    #[error("the worker failed")]
+    WorkerFailed(#[source] BoxError),
 }
 
 impl InvocationError {
@@ -125,7 +128,7 @@ impl From<InvocationError> for lambda_runtime::Diagnostic {
     fn from(error: InvocationError) -> Self {
         Self {
             error_type: error.error_type().to_owned(),
-            error_message: error.to_string(),
+            error_message: describe(&error),
         }
     }
 }
@@ -144,4 +147,31 @@ pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_is_kept_as_the_source_and_printed_once_in_the_whole_line() {
+        let error = Error::Configure("no such workflow: Greeting".into());
+        assert_eq!(error.to_string(), "configure failed");
+        assert_eq!(
+            std::error::Error::source(&error).map(ToString::to_string),
+            Some("no such workflow: Greeting".to_owned())
+        );
+        assert_eq!(
+            describe(&error),
+            "configure failed: no such workflow: Greeting"
+        );
+
+        let diagnostic =
+            lambda_runtime::Diagnostic::from(InvocationError::WorkerStart("namespace x".into()));
+        assert_eq!(diagnostic.error_type, "TemporalLambdaWorker.WorkerStart");
+        assert_eq!(
+            diagnostic.error_message,
+            "the worker could not start: namespace x"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! One Lambda invocation: check the time budget, connect (or reuse the previous invocation's
-//! connection), run a fresh worker until `deadline - buffer`, stop it within a hard bound, then
-//! run the shutdown hooks. Lambda's SIGTERM cuts every phase short.
+//! connection), run a fresh worker until it is idle or its work time ends, let its last polls
+//! end, stop it within a hard bound, then run the shutdown hooks. Lambda's SIGTERM cuts every
+//! phase short. When each phase ends is decided in [`crate::timing`]; this module only waits.
 
 use std::{
     sync::Mutex,
@@ -18,31 +19,11 @@ use crate::{
     InvocationError,
     backend::{Backend, PollingWorker},
     error::describe,
-    options::{Settings, ShutdownHook},
-    polls::{LAST_POLL_WAIT, POLL_DEADLINE},
+    options::{Settings, ShutdownContext, ShutdownHook},
     summary::{Connection, InvocationSummary, StoppedBy, WorkerShutdown},
     task_count::TaskCount,
+    timing::{LOW_WORK_TIME, Phase, Plan, REUSE_CHECK_TIMEOUT, Timing},
 };
-
-/// An invocation with this little work time (deadline − now − buffer) or less fails at once.
-pub const MIN_WORK_TIME: Duration = Duration::from_secs(1);
-/// An invocation with less work time than this logs a warning.
-pub const LOW_WORK_TIME: Duration = Duration::from_secs(5);
-/// How long past the stop timeout a stopping worker may take before it is abandoned: activities
-/// have been cancelled by then, and this is their time to notice.
-const HARD_STOP_GRACE: Duration = Duration::from_millis(500);
-/// Before its first task, an idle exit waits at least this long: the first polls for a version
-/// the server has only just seen can take a second or more to be matched, and an invocation that
-/// leaves before its task arrives may not be replaced for minutes.
-pub const IDLE_EXIT_FIRST_TASK_WAIT: Duration = Duration::from_secs(5);
-/// Kept free before the deadline so the response reaches Lambda in time.
-const RETURN_MARGIN: Duration = Duration::from_millis(250);
-/// How long a kept connection may take to answer its check before a new one is made.
-pub(crate) const REUSE_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
-/// After SIGTERM, how long the stopping worker may drain.
-const SIGTERM_DRAIN: Duration = Duration::from_millis(200);
-/// After SIGTERM, when the hooks must be done: Lambda allows a runtime 500 ms in all.
-pub(crate) const SIGTERM_BUDGET: Duration = Duration::from_millis(400);
 
 /// What an execution environment keeps from one invocation to the next.
 pub(crate) struct Warm<C> {
@@ -85,27 +66,23 @@ pub(crate) async fn invoke<B: Backend>(
     let span = info_span!("invocation", request_id = %context.request_id, identity = %identity);
     async {
         // Too little time is refused before anything starts, so no hook runs either.
-        let outcome = match work_time(deadline, settings.shutdown_deadline_buffer) {
+        let plan = settings.timing.plan(deadline);
+        let outcome = match plan.work_time(Instant::now()) {
             Err(e) => Err(e),
             Ok(work_time) => {
+                let work_time_ms = work_time.as_millis() as u64;
                 if work_time < LOW_WORK_TIME {
                     warn!(
-                        work_time_ms = work_time.as_millis() as u64,
+                        work_time_ms,
+                        low_below_ms = LOW_WORK_TIME.as_millis() as u64,
                         "little work time in this invocation: raise the function timeout (a few \
                          minutes is typical) so each invocation can do more than start and stop"
                     );
                 }
-                info!(
-                    work_time_ms = work_time.as_millis() as u64,
-                    "invocation started"
-                );
-                let outcome = work(backend, settings, warm, deadline, identity).await;
-                run_hooks(
-                    &settings.hooks,
-                    earlier(deadline, RETURN_MARGIN),
-                    &warm.sigterm,
-                )
-                .await;
+                info!(work_time_ms, "invocation started");
+                let outcome = work(backend, settings, warm, &plan, identity).await;
+                let stopped_by = outcome.as_ref().ok().map(|summary| summary.stopped_by);
+                run_hooks(&settings.hooks, stopped_by, plan.hooks_end, &warm.sigterm).await;
                 outcome
             }
         };
@@ -122,7 +99,7 @@ pub(crate) async fn invoke<B: Backend>(
                 activity_tasks = summary.activity_tasks,
                 "invocation finished"
             ),
-            Err(e) => error!(error = %e, "invocation failed"),
+            Err(e) => error!(error = %describe(e), "invocation failed"),
         }
         outcome
     }
@@ -134,21 +111,14 @@ async fn work<B: Backend>(
     backend: &B,
     settings: &Settings,
     warm: &Warm<B::Client>,
-    deadline: Instant,
+    plan: &Plan,
     identity: String,
 ) -> Result<InvocationSummary, InvocationError> {
     let started = Instant::now();
-    let buffer = settings.shutdown_deadline_buffer;
-    // The buffer holds the stop (stop timeout, grace, return margins) and, before it, the time
-    // the last polls take to end at the server: new polls stop early enough for both, 0.5 s
-    // before deadline − buffer with the defaults.
-    let stop_budget = settings.stop_timeout + HARD_STOP_GRACE + RETURN_MARGIN * 2;
-    let drain_room = buffer.saturating_sub(stop_budget);
-    let stop_polling = earlier(deadline, buffer + LAST_POLL_WAIT.saturating_sub(drain_room));
     // A kept connection is given back only after a clean stop (below); any error drops it.
-    let (client, connection) = client(backend, settings, warm, stop_polling).await?;
+    let (client, connection) = client(backend, settings, warm, plan.stop_polling).await?;
     // Connecting took time; what is left must still be worth polling for.
-    work_time(deadline, buffer)?;
+    plan.work_time(Instant::now())?;
 
     let mut options = settings.worker.clone();
     options.client_identity_override = Some(identity.clone());
@@ -159,15 +129,13 @@ async fn work<B: Backend>(
     let ready_ms = started.elapsed().as_millis() as u64;
     let run = worker.run();
     tokio::pin!(run);
-    let stopped_early = || {
-        InvocationError::WorkerFailed(
-            "the worker stopped polling before it was asked to".to_owned(),
-        )
-    };
+    let stopped_early =
+        || InvocationError::WorkerFailed("it stopped polling before it was asked to".into());
+    let timing = settings.timing;
     let stopped_by = tokio::select! {
         result = &mut run => return Err(result.err().unwrap_or_else(stopped_early)),
-        () = sleep_until(stop_polling) => StoppedBy::Deadline,
-        () = idle(&tasks, settings.idle_exit), if settings.idle_exit.is_some() => StoppedBy::Idle,
+        () = sleep_until(plan.stop_polling) => StoppedBy::Deadline,
+        () = idle(&tasks, &timing), if timing.idle_exit.is_some() => StoppedBy::Idle,
         () = sigterm(&warm.sigterm) => StoppedBy::Sigterm,
     };
 
@@ -178,9 +146,7 @@ async fn work<B: Backend>(
     let polls_drained = if stopped_by == StoppedBy::Sigterm {
         false
     } else {
-        // The stop timeout and its grace keep their whole length before the deadline.
-        let latest_stop = earlier(deadline, stop_budget);
-        let drain_by = (drain_started + POLL_DEADLINE).min(latest_stop.max(drain_started));
+        let drain_by = plan.drain_by(drain_started);
         let drain = async {
             let drained = drain_polls(drain_by).await;
             // An activity task the last polls brought may still sit in the SDK's buffer, which
@@ -204,13 +170,9 @@ async fn work<B: Backend>(
 
     shutdown();
     let stop_started = Instant::now();
-    // The SDK cancels activities after the stop timeout but then waits for them however long
-    // they take; this bound keeps the invocation inside its deadline regardless.
-    let hard_stop = (stop_started + settings.stop_timeout + HARD_STOP_GRACE)
-        .min(earlier(deadline, RETURN_MARGIN * 2));
     let stopped = tokio::select! {
         result = run => Some(result),
-        () = cutoff(hard_stop, &warm.sigterm, SIGTERM_DRAIN) => None,
+        () = cutoff(plan.hard_stop(stop_started), Phase::Stop, &warm.sigterm) => None,
     };
     let shutdown = match stopped {
         Some(Ok(())) => WorkerShutdown::Graceful,
@@ -222,7 +184,7 @@ async fn work<B: Backend>(
         }
         None => {
             warn!(
-                stop_timeout_ms = settings.stop_timeout.as_millis() as u64,
+                stop_timeout_ms = timing.stop_timeout.as_millis() as u64,
                 "tasks still running at the hard stop were abandoned; they ignored cancellation \
                  and will be retried by Temporal after their timeouts"
             );
@@ -283,14 +245,11 @@ async fn sigterm(sigterm: &watch::Receiver<Option<Instant>>) {
     }
 }
 
-/// Returns at `end`, or earlier once only `allowance` is left after Lambda's SIGTERM.
-async fn cutoff(end: Instant, sigterm: &watch::Receiver<Option<Instant>>, allowance: Duration) {
+/// Returns at `end`, or earlier when Lambda's SIGTERM cuts `phase` short.
+async fn cutoff(end: Instant, phase: Phase, sigterm: &watch::Receiver<Option<Instant>>) {
     let mut sigterm = sigterm.clone();
     loop {
-        let at = match *sigterm.borrow_and_update() {
-            Some(received) => end.min(received + allowance),
-            None => end,
-        };
+        let at = phase.cut_by_sigterm(end, *sigterm.borrow_and_update());
         tokio::select! {
             () = sleep_until(at) => return,
             changed = sigterm.changed() => if changed.is_err() {
@@ -317,19 +276,15 @@ async fn taken_in(tasks: &TaskCount, brought: u64, by: Instant) -> bool {
         && started()
 }
 
-/// Returns once nothing has been in flight for `period` (see [`IDLE_EXIT_FIRST_TASK_WAIT`]).
-async fn idle(tasks: &TaskCount, period: Option<Duration>) {
-    let Some(period) = period else {
-        return std::future::pending().await;
-    };
+/// Returns once nothing has been in flight for the idle period ([`Timing::idle_period`]).
+async fn idle(tasks: &TaskCount, timing: &Timing) {
     let mut changes = tasks.changes();
     loop {
         // Marked seen before reading, so a change from here on wakes the wait below.
         changes.borrow_and_update();
-        let required = if tasks.workflow_tasks() + tasks.activity_tasks() == 0 {
-            period.max(IDLE_EXIT_FIRST_TASK_WAIT)
-        } else {
-            period
+        let any_task_seen = tasks.workflow_tasks() + tasks.activity_tasks() > 0;
+        let Some(required) = timing.idle_period(any_task_seen) else {
+            return std::future::pending().await;
         };
         let wait = match tasks.idle_for() {
             Some(idle_for) if idle_for >= required => return,
@@ -351,13 +306,18 @@ async fn idle(tasks: &TaskCount, period: Option<Duration>) {
 /// and the next one runs.
 async fn run_hooks(
     hooks: &[ShutdownHook],
+    stopped_by: Option<StoppedBy>,
     end: Instant,
     sigterm: &watch::Receiver<Option<Instant>>,
 ) {
     for (index, hook) in hooks.iter().enumerate() {
+        let shutdown = ShutdownContext {
+            stopped_by,
+            cut_off_at: Phase::Hooks.cut_by_sigterm(end, *sigterm.borrow()),
+        };
         let finished = tokio::select! {
-            result = hook() => Some(result),
-            () = cutoff(end, sigterm, SIGTERM_BUDGET) => None,
+            result = hook(shutdown) => Some(result),
+            () = cutoff(end, Phase::Hooks, sigterm) => None,
         };
         match finished {
             Some(Ok(())) => {}
@@ -372,28 +332,10 @@ async fn run_hooks(
     }
 }
 
-/// Work time left, or an error when it is too little to be useful.
-fn work_time(deadline: Instant, buffer: Duration) -> Result<Duration, InvocationError> {
-    let until_deadline = deadline.saturating_duration_since(Instant::now());
-    let work_time = until_deadline.saturating_sub(buffer);
-    if work_time <= MIN_WORK_TIME {
-        return Err(InvocationError::DeadlineTooClose {
-            until_deadline,
-            buffer,
-            work_time,
-        });
-    }
-    Ok(work_time)
-}
-
 /// Lambda's deadline (milliseconds since the epoch) on the monotonic clock.
 fn deadline_instant(now: SystemTime, deadline_ms: u64) -> Instant {
     let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
     Instant::now() + deadline.duration_since(now).unwrap_or_default()
-}
-
-fn earlier(instant: Instant, by: Duration) -> Instant {
-    instant.checked_sub(by).unwrap_or(instant)
 }
 
 /// `<request id>@<invoked function arn>`, with `unknown` for a part Lambda left empty.

@@ -7,9 +7,10 @@ use std::{
 
 use super::*;
 use crate::{
-    BoxError, Options, Version, VersioningBehavior,
+    BoxError, IDLE_EXIT_FIRST_TASK_WAIT, Options, POLL_DEADLINE, Version, VersioningBehavior,
     environment::Environment,
     test_support::{FakeBackend, FirstWorkflow, LogCapture, Script},
+    timing::SIGTERM_BUDGET,
     worker::setup,
 };
 
@@ -29,7 +30,7 @@ fn settings_with(configure: impl FnOnce(&mut Options)) -> Settings {
         // Most tests follow one invocation to its deadline; the idle exit has tests of its own.
         options.idle_exit = None;
         configure(options);
-        Ok::<_, BoxError>(())
+        Ok(())
     })
     .unwrap()
 }
@@ -59,9 +60,9 @@ async fn success_polls_until_deadline_minus_buffer_then_stops_then_runs_hooks() 
     let settings = settings_with(|options| {
         for name in ["hook 1", "hook 2"] {
             let log = Arc::clone(&log);
-            options.on_shutdown(move || {
+            options.on_shutdown(move |_| {
                 log.lock().unwrap().push(name);
-                async { Ok::<_, BoxError>(()) }
+                async { Ok(()) }
             });
         }
     });
@@ -108,9 +109,9 @@ async fn each_invocation_gets_a_fresh_worker_and_hooks_run_each_time() {
     let runs = Arc::new(Mutex::new(0));
     let counter = Arc::clone(&runs);
     let settings = settings_with(move |options| {
-        options.on_shutdown(move || {
+        options.on_shutdown(move |_| {
             *counter.lock().unwrap() += 1;
-            async { Ok::<_, BoxError>(()) }
+            async { Ok(()) }
         });
     });
     let backend = FakeBackend::new(Script::default());
@@ -133,13 +134,13 @@ async fn a_failing_hook_is_logged_and_the_next_one_still_runs() {
     let ran = Arc::new(Mutex::new(Vec::<&str>::new()));
     let (first, second) = (Arc::clone(&ran), Arc::clone(&ran));
     let settings = settings_with(move |options| {
-        options.on_shutdown(move || {
+        options.on_shutdown(move |_| {
             first.lock().unwrap().push("failing");
             async { Err::<(), BoxError>("flush refused".into()) }
         });
-        options.on_shutdown(move || {
+        options.on_shutdown(move |_| {
             second.lock().unwrap().push("next");
-            async { Ok::<_, BoxError>(()) }
+            async { Ok(()) }
         });
     });
     let logs = LogCapture::start();
@@ -158,9 +159,9 @@ async fn a_failing_hook_is_logged_and_the_next_one_still_runs() {
 #[tokio::test(start_paused = true)]
 async fn a_hook_that_hangs_is_cut_off_before_the_deadline() {
     let settings = settings_with(|options| {
-        options.on_shutdown(|| async {
+        options.on_shutdown(|_| async {
             std::future::pending::<()>().await;
-            Ok::<_, BoxError>(())
+            Ok(())
         });
     });
     let logs = LogCapture::start();
@@ -264,7 +265,8 @@ async fn a_worker_that_stops_on_its_own_is_an_error() {
     let err = invoke_within(&backend, &settings(), 30 * SECOND)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("before it was asked to"), "{err}");
+    let message = describe(&err);
+    assert!(message.contains("before it was asked to"), "{message}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -272,9 +274,9 @@ async fn an_activity_ignoring_cancellation_is_abandoned_at_the_hard_bound() {
     let ran = Arc::new(Mutex::new(false));
     let flag = Arc::clone(&ran);
     let settings = settings_with(move |options| {
-        options.on_shutdown(move || {
+        options.on_shutdown(move |_| {
             *flag.lock().unwrap() = true;
-            async { Ok::<_, BoxError>(()) }
+            async { Ok(()) }
         });
     });
     let backend = FakeBackend::new(Script {
@@ -479,9 +481,9 @@ async fn the_deadline_still_wins_over_a_busy_worker_with_idle_exit() {
 }
 
 fn hanging_hook(options: &mut Options) {
-    options.on_shutdown(|| async {
+    options.on_shutdown(|_| async {
         std::future::pending::<()>().await;
-        Ok::<_, BoxError>(())
+        Ok(())
     });
 }
 
@@ -712,4 +714,41 @@ async fn a_task_arriving_while_the_polls_end_is_processed_by_the_running_worker(
         backend.at("stop requested"),
         13 * SECOND + 300 * MILLISECOND
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn hooks_are_told_why_the_worker_stopped_and_how_long_they_have() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let settings = settings_with(move |options| {
+        options.on_shutdown(move |shutdown| {
+            record
+                .lock()
+                .unwrap()
+                .push((shutdown.stopped_by, shutdown.time_left()));
+            async { Ok(()) }
+        });
+    });
+    for (script, stopped_by) in [
+        (Script::default(), Some(StoppedBy::Deadline)),
+        (
+            Script {
+                connect_error: Some("refused".to_owned()),
+                ..Default::default()
+            },
+            None,
+        ),
+    ] {
+        let backend = FakeBackend::new(script);
+        let _ = invoke_within(&backend, &settings, 60 * SECOND).await;
+        let (told, left) = seen.lock().unwrap().pop().unwrap();
+        assert_eq!(told, stopped_by);
+        // Hooks are cut off 250 ms before the deadline; nothing else ran after this one. (The
+        // deadline arrives in whole milliseconds since the epoch.)
+        let expected = 60 * SECOND - 250 * MILLISECOND - backend.elapsed();
+        assert!(
+            left.abs_diff(expected) < MILLISECOND,
+            "{left:?} {expected:?}"
+        );
+    }
 }

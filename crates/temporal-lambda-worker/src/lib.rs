@@ -10,7 +10,7 @@
 //! Rust counterpart of the Go SDK's `lambdaworker`.
 //!
 //! ```no_run
-//! use temporal_lambda_worker::{BoxError, Version, VersioningBehavior, run_worker};
+//! use temporal_lambda_worker::{Version, VersioningBehavior, run_worker};
 //!
 //! #[tokio::main]
 //! async fn main() {
@@ -18,7 +18,7 @@
 //!         options.default_versioning_behavior(VersioningBehavior::Pinned);
 //!         // options.register_workflow::<MyWorkflow>()?;
 //!         // options.register_activities(MyActivities);
-//!         options.on_shutdown(|| async { Ok::<_, BoxError>(()) });
+//!         options.on_shutdown(|_| async { Ok(()) });
 //!         Ok(())
 //!     })
 //!     .await;
@@ -68,6 +68,7 @@ mod summary;
 mod task_count;
 #[cfg(test)]
 mod test_support;
+mod timing;
 mod worker;
 
 pub use config::CONFIG_FILE_NAME;
@@ -75,11 +76,12 @@ pub use env_settings::{
     IDLE_EXIT_VAR, REUSE_CONNECTION_VAR, SHUTDOWN_BUFFER_VAR, STOP_TIMEOUT_VAR,
 };
 pub use error::{BoxError, Error, InvocationError};
-pub use invocation::{IDLE_EXIT_FIRST_TASK_WAIT, LOW_WORK_TIME, MIN_WORK_TIME};
+
 pub use logging::init_logging;
-pub use options::{Options, Version, VersioningBehavior};
+pub use options::{Options, ShutdownContext, Version, VersioningBehavior};
 pub use polls::POLL_DEADLINE;
 pub use summary::{Connection, InvocationSummary, StoppedBy, WorkerShutdown};
+pub use timing::{IDLE_EXIT_FIRST_TASK_WAIT, LOW_WORK_TIME, MIN_WORK_TIME};
 pub use worker::{LambdaWorker, run_worker};
 
 /// The Lambda runtime this crate serves through, re-exported for its `Context` and `LambdaEvent`.

@@ -3,6 +3,8 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
+use tokio::time::Instant;
+
 use futures::{FutureExt, future::LocalBoxFuture};
 use temporalio_client::{ClientOptions, ConnectionOptions};
 use temporalio_common::{
@@ -11,7 +13,7 @@ use temporalio_common::{
 use temporalio_sdk::{WorkerOptions, WorkflowRegistrationError, activities::ActivityImplementer};
 use temporalio_workflow::workflows::WorkflowImplementation;
 
-use crate::{BoxError, Error, config::ClientConfig, defaults};
+use crate::{BoxError, Error, StoppedBy, config::ClientConfig, defaults, timing::Timing};
 
 pub use temporalio_common::worker::VersioningBehavior;
 
@@ -58,7 +60,26 @@ impl Version {
 }
 
 type HookFuture = LocalBoxFuture<'static, Result<(), BoxError>>;
-pub(crate) type ShutdownHook = Arc<dyn Fn() -> HookFuture + Send + Sync>;
+pub(crate) type ShutdownHook = Arc<dyn Fn(ShutdownContext) -> HookFuture + Send + Sync>;
+
+/// What a shutdown hook ([`Options::on_shutdown`]) is told about the invocation that is ending.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct ShutdownContext {
+    /// Why the worker stopped polling; `None` when the invocation failed before or while
+    /// polling (for example, Temporal could not be reached).
+    pub stopped_by: Option<StoppedBy>,
+    /// When the hook is cut off: shortly before the invocation's deadline, or sooner once
+    /// Lambda's SIGTERM has arrived (as it was when the hook started).
+    pub cut_off_at: Instant,
+}
+
+impl ShutdownContext {
+    /// The time this hook has left before it is cut off.
+    pub fn time_left(&self) -> Duration {
+        self.cut_off_at.saturating_duration_since(Instant::now())
+    }
+}
 
 /// Everything `configure` may change, pre-filled before it runs.
 ///
@@ -213,17 +234,25 @@ impl Options {
 
     /// Adds a hook that runs at the end of every invocation, after the worker has stopped.
     ///
-    /// Hooks run in registration order, each bounded by the time left before the deadline.
-    /// A hook that fails or runs out of time is logged and the next one still runs.
-    pub fn on_shutdown<F, Fut, E>(&mut self, hook: F) -> &mut Self
+    /// Hooks run in registration order, each told why the worker stopped and bounded by the
+    /// time left ([`ShutdownContext`]). A hook that fails or runs out of time is logged and the
+    /// next one still runs.
+    ///
+    /// ```
+    /// # fn configure(options: &mut temporal_lambda_worker::Options) {
+    /// options.on_shutdown(|shutdown| async move {
+    ///     tracing::info!(left_ms = shutdown.time_left().as_millis() as u64, "flushing");
+    ///     Ok(())
+    /// });
+    /// # }
+    /// ```
+    pub fn on_shutdown<F, Fut>(&mut self, hook: F) -> &mut Self
     where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + 'static,
-        E: Into<BoxError>,
+        F: Fn(ShutdownContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + 'static,
     {
-        self.hooks.push(Arc::new(move || {
-            hook().map(|r| r.map_err(Into::into)).boxed_local()
-        }));
+        self.hooks
+            .push(Arc::new(move |shutdown| hook(shutdown).boxed_local()));
         self
     }
 }
@@ -242,19 +271,11 @@ pub(crate) struct Settings {
     pub(crate) worker: WorkerOptions,
     pub(crate) connection: ConnectionOptions,
     pub(crate) client: ClientOptions,
-    pub(crate) shutdown_deadline_buffer: Duration,
-    pub(crate) stop_timeout: Duration,
-    pub(crate) idle_exit: Option<Duration>,
+    pub(crate) timing: Timing,
     pub(crate) reuse_connection: bool,
     pub(crate) hooks: Vec<ShutdownHook>,
     pub(crate) core_meter: Option<Arc<dyn CoreMeter>>,
 }
-
-/// The shortest idle exit period accepted.
-const MIN_IDLE_EXIT: Duration = Duration::from_millis(100);
-
-/// The smallest gap between the stop timeout and the buffer: time for the hard stop and hooks.
-const MIN_BUFFER_BEYOND_STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Options {
     /// Checks what `configure` left and resolves the worker's versioning behaviour.
@@ -304,44 +325,18 @@ impl Options {
                 defaults::EAGER_ACTIVITY_RESERVATIONS;
         }
         let stop_timeout = self.worker.graceful_shutdown_period.ok_or_else(|| {
-            Error::InvalidOptions(
+            Error::InvalidOptions(format!(
                 "options.worker.graceful_shutdown_period is None: set the worker stop timeout, \
-                 which bounds how long in-flight tasks may finish (default 5s)"
-                    .to_owned(),
-            )
+                 which bounds how long in-flight tasks may finish (default {:?})",
+                defaults::WORKER_STOP_TIMEOUT
+            ))
         })?;
-        let buffer = self
-            .shutdown_deadline_buffer
-            .unwrap_or(stop_timeout + defaults::SHUTDOWN_DEADLINE_BUFFER_BEYOND_STOP_TIMEOUT);
-        if buffer < stop_timeout + MIN_BUFFER_BEYOND_STOP_TIMEOUT {
-            return Err(Error::InvalidOptions(format!(
-                "the shutdown deadline buffer ({}ms; TEMPORAL_LAMBDA_SHUTDOWN_BUFFER or \
-                 shutdown_deadline_buffer) must exceed the worker stop timeout ({}ms; \
-                 TEMPORAL_LAMBDA_STOP_TIMEOUT or worker.graceful_shutdown_period) by at least 1s, \
-                 time for the hard stop and the shutdown hooks: raise the buffer, or leave it \
-                 unset (it is then the stop timeout + 2s), or lower the stop timeout",
-                buffer.as_millis(),
-                stop_timeout.as_millis()
-            )));
-        }
-        if let Some(idle) = self.idle_exit
-            && idle < MIN_IDLE_EXIT
-        {
-            return Err(Error::InvalidOptions(format!(
-                "idle exit of {}ms (TEMPORAL_LAMBDA_IDLE_EXIT or idle_exit) is too short to tell \
-                 idle from between tasks: use at least {}ms, or off (None) to poll until the \
-                 deadline",
-                idle.as_millis(),
-                MIN_IDLE_EXIT.as_millis()
-            )));
-        }
+        let timing = Timing::new(stop_timeout, self.shutdown_deadline_buffer, self.idle_exit)?;
         Ok(Settings {
             worker: self.worker,
             connection: self.connection,
             client: self.client,
-            shutdown_deadline_buffer: buffer,
-            stop_timeout,
-            idle_exit: self.idle_exit,
+            timing,
             reuse_connection: self.reuse_connection,
             hooks: self.hooks,
             core_meter: self.core_meter,

@@ -55,7 +55,7 @@ use temporalio_sdk::{
     opentelemetry::{OpenTelemetryPlugin, WorkflowIdGenerator},
 };
 
-use crate::{BoxError, Error, Options, environment::Environment};
+use crate::{Error, Options, environment::Environment};
 
 /// The ADOT collector's OTLP/gRPC endpoint inside a Lambda execution environment.
 pub const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
@@ -360,7 +360,7 @@ impl Providers {
 /// past that bound.
 fn add_flush_hook(options: &mut Options, providers: Providers) {
     let failing = Arc::new(AtomicBool::new(false));
-    options.on_shutdown(move || {
+    options.on_shutdown(move |_| {
         let (providers, failing) = (providers.clone(), Arc::clone(&failing));
         async move {
             let flushed = tokio::task::spawn_blocking(move || providers.force_flush())
@@ -381,7 +381,7 @@ fn add_flush_hook(options: &mut Options, providers: Providers) {
                 ),
                 Err(e) => tracing::debug!(error = %e, "telemetry export still failing"),
             }
-            Ok::<_, BoxError>(())
+            Ok(())
         }
     });
 }

@@ -227,7 +227,7 @@ impl Backend for FakeBackend {
         );
         if self.script.create_error {
             return Err(InvocationError::WorkerStart(
-                "scripted create failure".to_owned(),
+                "scripted create failure".into(),
             ));
         }
         Ok(FakeWorker {
@@ -278,9 +278,7 @@ impl PollingWorker for FakeWorker {
     async fn run(&mut self) -> Result<(), InvocationError> {
         FakeBackend::record(&self.events, self.start, "run".to_owned());
         if self.script.start_error {
-            return Err(InvocationError::WorkerStart(
-                "namespace not found".to_owned(),
-            ));
+            return Err(InvocationError::WorkerStart("namespace not found".into()));
         }
         if self.script.stops_early {
             return Ok(());

@@ -3,7 +3,6 @@
 use std::{
     sync::Arc,
     task::{Context as TaskContext, Poll},
-    time::Duration,
 };
 
 use futures::{FutureExt, future::LocalBoxFuture};
@@ -23,9 +22,10 @@ use crate::{
     config, env_settings,
     environment::Environment,
     error::describe,
-    invocation::{SIGTERM_BUDGET, Warm, invoke},
+    invocation::{Warm, invoke},
     logging::init_logging,
     options::Settings,
+    timing::SIGTERM_EXIT,
 };
 
 /// Runs a Temporal Worker on AWS Lambda: the whole program of a Lambda `bootstrap`.
@@ -64,7 +64,7 @@ where
         Err(e) => Err(e),
     };
     if let Err(e) = served {
-        eprintln!("temporal-lambda-worker: {e}");
+        eprintln!("temporal-lambda-worker: {}", describe(&e));
         std::process::exit(1);
     }
 }
@@ -95,12 +95,9 @@ impl std::fmt::Debug for LambdaWorker {
             .field("build_id", &version.build_id)
             .field("address", &settings.connection.target.as_str())
             .field("namespace", &settings.client.namespace)
-            .field("stop_timeout", &settings.stop_timeout)
-            .field(
-                "shutdown_deadline_buffer",
-                &settings.shutdown_deadline_buffer,
-            )
-            .field("idle_exit", &settings.idle_exit)
+            .field("stop_timeout", &settings.timing.stop_timeout)
+            .field("shutdown_deadline_buffer", &settings.timing.buffer)
+            .field("idle_exit", &settings.timing.idle_exit)
             .field("reuse_connection", &settings.reuse_connection)
             .finish_non_exhaustive()
     }
@@ -131,9 +128,9 @@ impl LambdaWorker {
         let runtime_options = RuntimeOptions::builder()
             .telemetry_options(telemetry)
             .build()
-            .map_err(Error::Runtime)?;
-        let runtime = Runtime::from_current_tokio(runtime_options)
-            .map_err(|e| Error::Runtime(describe(&e)))?;
+            .map_err(|e| Error::Runtime(e.into()))?;
+        let runtime =
+            Runtime::from_current_tokio(runtime_options).map_err(|e| Error::Runtime(e.into()))?;
         let (sigterm, sigterm_received) = watch::channel(None);
         Ok(Self {
             shared: Arc::new(Shared {
@@ -164,14 +161,9 @@ impl LambdaWorker {
             }))
             .run()
             .await
-            .map_err(|e| Error::LambdaRuntime(describe(e.as_ref())))
+            .map_err(Error::LambdaRuntime)
     }
 }
-
-/// After SIGTERM, when the process exits at the latest, answered or not: Lambda kills it at
-/// 500 ms.
-const SIGTERM_EXIT: Duration = Duration::from_millis(480);
-const _: () = assert!(SIGTERM_EXIT.as_millis() > SIGTERM_BUDGET.as_millis());
 
 impl LambdaWorker {
     fn listen_for_sigterm(&self) -> Result<(), Error> {
@@ -182,8 +174,8 @@ impl LambdaWorker {
             tracing::info!("SIGTERM: Lambda is shutting this execution environment down");
             shared.sigterm.send_replace(Some(Instant::now()));
             let mut busy = shared.busy.subscribe();
-            // The invocation bounds its hooks by SIGTERM_BUDGET; what is left is for posting
-            // its response.
+            // The invocation cuts its stop and hooks short; the rest of this is for posting its
+            // response.
             let answered = busy.wait_for(|busy| !busy);
             let _ = tokio::time::timeout(SIGTERM_EXIT, answered).await;
             std::process::exit(0);
@@ -392,15 +384,15 @@ mod tests {
             worker.graceful_shutdown_period,
             Some(Duration::from_secs(5))
         );
-        assert_eq!(settings.stop_timeout, Duration::from_secs(5));
+        assert_eq!(settings.timing.stop_timeout, Duration::from_secs(5));
         assert_eq!(worker.max_eager_activity_reservations_per_workflow_task, 0);
         assert_eq!(worker.max_cached_workflows, 100);
         assert_eq!(
             worker.sticky_queue_schedule_to_start_timeout,
             Duration::from_secs(2)
         );
-        assert_eq!(settings.shutdown_deadline_buffer, Duration::from_secs(7));
-        assert_eq!(settings.idle_exit, Some(Duration::from_secs(1)));
+        assert_eq!(settings.timing.buffer, Duration::from_secs(7));
+        assert_eq!(settings.timing.idle_exit, Some(Duration::from_secs(1)));
         assert!(settings.reuse_connection);
         assert!(worker.deployment_options.use_worker_versioning);
         assert_eq!(worker.deployment_options.version.deployment_name, "app");
@@ -460,8 +452,8 @@ mod tests {
             settings.worker.activity_task_poller_behavior,
             Some(PollerBehavior::SimpleMaximum(3))
         );
-        assert_eq!(settings.stop_timeout, Duration::from_secs(20));
-        assert_eq!(settings.shutdown_deadline_buffer, Duration::from_secs(25));
+        assert_eq!(settings.timing.stop_timeout, Duration::from_secs(20));
+        assert_eq!(settings.timing.buffer, Duration::from_secs(25));
         assert_eq!(settings.client.namespace, "from-code");
         assert_eq!(
             settings
@@ -517,14 +509,15 @@ mod tests {
         let (_dir, env) = env();
         let err = setup_err(&env, &version(), |_| Err("database URL missing".into()));
         assert!(matches!(err, Error::Configure(_)));
-        assert!(err.to_string().contains("database URL missing"));
+        assert_eq!(describe(&err), "configure failed: database URL missing");
         // A registration error returned with `?` from configure, too.
         let err = setup_err(&env, &version(), |options| {
             options.register_workflow::<FirstWorkflow>()?;
             options.register_workflow::<FirstWorkflow>()?;
             Ok(())
         });
-        assert!(err.to_string().contains("FirstWorkflow"), "{err}");
+        let message = describe(&err);
+        assert!(message.contains("FirstWorkflow"), "{message}");
     }
 
     #[test]

@@ -59,9 +59,9 @@ fn main() {
         options.register_activities(MisbehavingActivities);
         options.register_activities(ApprovalActivities);
         if let Ok(path) = std::env::var("TEST_WORKER_HOOK_FILE") {
-            options.on_shutdown(move || {
+            options.on_shutdown(move |_| {
                 let path = path.clone();
-                async move { e2e_tests::append_epoch_ms(&path) }
+                async move { Ok(e2e_tests::append_epoch_ms(&path)?) }
             });
         }
         Ok::<_, temporal_lambda_worker::BoxError>(())
