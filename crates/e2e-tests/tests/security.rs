@@ -526,7 +526,8 @@ fn a_function_that_prints_its_secrets_is_caught() {
 }
 
 /// A TLS setting the worker cannot use stops it before it serves anything, and the invocation
-/// record says why: lambda-local quotes the worker's last stderr line (its one-line setup error).
+/// record says why: the worker reports its one-line setup error to `/runtime/init/error`, with
+/// an `errorType` naming the kind of problem, before it exits.
 #[test]
 fn an_unreadable_tls_file_stops_the_worker_at_init_and_the_record_says_why() {
     let fixture = fixture();
@@ -552,12 +553,16 @@ fn an_unreadable_tls_file_stops_the_worker_at_init_and_the_record_says_why() {
         "{}",
         secrets.redact(&message)
     );
+    // The runtime reported the reason to /init/error (so an invoke answers with it), then
+    // exited.
+    assert_eq!(
+        record.error_type.as_deref(),
+        Some("TemporalLambdaWorker.Config")
+    );
     assert!(
-        message.starts_with("the function exited during init: exit status: 1; its last ")
-            && message.contains(
-                "temporal-lambda-worker: Temporal client configuration: tls.server_ca_cert: \
-                 cannot read '/nonexistent/ca.pem'",
-            ),
+        message.starts_with(
+            "Temporal client configuration: tls.server_ca_cert: cannot read '/nonexistent/ca.pem'",
+        ),
         "{}",
         secrets.redact(&message)
     );

@@ -122,11 +122,14 @@ impl Sandbox {
         };
         let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
         tokio::select! {
+            // A runtime that reports its init error exits right after: the report (sent
+            // before the runtime's request is answered) wins over the exit.
+            biased;
             signal = timeout_at(deadline, sandbox.api.signals.recv()) => match signal {
                 Ok(Some(Signal::WaitingForEvent)) => Ok((sandbox, started.elapsed())),
                 Ok(Some(Signal::InitError { error_type, body })) => {
                     sandbox.kill().await;
-                    Err(failure(&error_type, String::from_utf8_lossy(&body).into_owned()))
+                    Err(failure(&error_type, reported_message(&body)))
                 }
                 Ok(None) | Err(_) => {
                     sandbox.kill().await;
@@ -385,6 +388,15 @@ fn process_group_of(pid: i32) -> Option<i32> {
     // Fields after the parenthesised command name: state, ppid, pgrp, ...
     let after_name = &stat[stat.rfind(')')? + 2..];
     after_name.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The `errorMessage` of an error a runtime reported, or its whole body when it is not the
+/// usual JSON object.
+fn reported_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|body| body.get("errorMessage")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
 }
 
 #[cfg(test)]

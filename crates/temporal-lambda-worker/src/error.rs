@@ -78,6 +78,27 @@ pub enum Error {
     LambdaRuntime(#[source] BoxError),
 }
 
+impl Error {
+    /// A stable, machine-readable name, reported to Lambda as the `errorType` of a failed cold
+    /// start (`/runtime/init/error`).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::NotInLambda { .. } => "TemporalLambdaWorker.NotInLambda",
+            Self::ConfigFileMissing { .. } | Self::ConfigFile { .. } | Self::ClientConfig(_) => {
+                "TemporalLambdaWorker.Config"
+            }
+            Self::MissingTaskQueue => "TemporalLambdaWorker.MissingTaskQueue",
+            Self::InvalidVersion(_) => "TemporalLambdaWorker.Version",
+            Self::Versioning(_) => "TemporalLambdaWorker.Versioning",
+            Self::InvalidOptions(_) => "TemporalLambdaWorker.Options",
+            Self::Configure(_) => "TemporalLambdaWorker.Configure",
+            Self::Runtime(_) => "TemporalLambdaWorker.Runtime",
+            Self::Sigterm(_) => "TemporalLambdaWorker.Sigterm",
+            Self::LambdaRuntime(_) => "TemporalLambdaWorker.LambdaRuntime",
+        }
+    }
+}
+
 /// Why one invocation failed. Returned to Lambda, which records it as a function error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -61,7 +61,10 @@ where
     init_logging();
     let served = match LambdaWorker::new(version, configure) {
         Ok(worker) => worker.serve().await,
-        Err(e) => Err(e),
+        Err(e) => {
+            report_init_error(&e).await;
+            Err(e)
+        }
     };
     if let Err(e) = served {
         eprintln!("temporal-lambda-worker: {}", describe(&e));
@@ -151,7 +154,10 @@ impl LambdaWorker {
     /// exits.
     pub async fn serve(self) -> Result<(), Error> {
         check_lambda_environment(&Environment::from_process())?;
-        self.listen_for_sigterm()?;
+        if let Err(e) = self.listen_for_sigterm() {
+            report_init_error(&e).await;
+            return Err(e);
+        }
         let shared = Arc::clone(&self.shared);
         lambda_runtime::Runtime::new(self)
             .layer(TracingLayer::new())
@@ -229,7 +235,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
+    fn call(&mut self, mut invocation: LambdaInvocation) -> Self::Future {
+        invocation.body = payload_or_null(invocation.body);
         self.shared.busy.send_replace(true);
         let answered = self.inner.call(invocation);
         let shared = Arc::clone(&self.shared);
@@ -239,6 +246,56 @@ where
             result
         }
         .boxed_local()
+    }
+}
+
+/// The payload is not used, so an invoke without one must not fail: Lambda delivers `{}` for
+/// it, but AWS's Runtime Interface Emulator delivers an empty body, which is not JSON.
+fn payload_or_null(body: bytes::Bytes) -> bytes::Bytes {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        bytes::Bytes::from_static(b"null")
+    } else {
+        body
+    }
+}
+
+/// How long telling Lambda why the cold start failed may take; the process exits next anyway.
+const INIT_ERROR_REPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Tells Lambda why the cold start failed (`/runtime/init/error`), so that invoking a
+/// misconfigured function answers with the reason instead of only "Runtime exited with error".
+/// Best effort: without a Runtime API, or when it does not answer in time, the one line on
+/// stderr is all there is.
+async fn report_init_error(error: &Error) {
+    let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
+        return;
+    };
+    let Ok(endpoint) = format!("http://{api}").try_into() else {
+        return;
+    };
+    let client = lambda_runtime_api_client::PooledClient::builder()
+        .with_endpoint(endpoint)
+        .build();
+    let body = serde_json::json!({
+        "errorType": error.error_type(),
+        "errorMessage": describe(error),
+    });
+    let Ok(request) = lambda_runtime_api_client::build_request()
+        .method("POST")
+        .uri("/2018-06-01/runtime/init/error")
+        .header("Lambda-Runtime-Function-Error-Type", error.error_type())
+        .body(body.to_string().into())
+    else {
+        return;
+    };
+    match tokio::time::timeout(INIT_ERROR_REPORT_TIMEOUT, client.call(request)).await {
+        Ok(Ok(response)) if response.status().is_success() => {}
+        Ok(Ok(response)) => tracing::warn!(
+            status = response.status().as_u16(),
+            "the Runtime API refused the init error report"
+        ),
+        Ok(Err(e)) => tracing::warn!(error = %describe(e.as_ref()), "cannot report the init error"),
+        Err(_) => tracing::warn!("the Runtime API did not take the init error report in time"),
     }
 }
 
@@ -313,6 +370,16 @@ mod tests {
         VersioningBehavior, defaults,
         test_support::{FirstWorkflow, SampleActivities, SecondWorkflow},
     };
+
+    #[test]
+    fn an_invoke_without_payload_is_read_as_null_and_any_other_is_kept() {
+        for empty in ["", " \n"] {
+            let body = payload_or_null(bytes::Bytes::from(empty));
+            assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), Value::Null);
+        }
+        let body = payload_or_null(bytes::Bytes::from_static(b"[1, \"two\"]"));
+        assert_eq!(&body[..], b"[1, \"two\"]");
+    }
 
     fn env() -> (tempfile::TempDir, Environment) {
         let dir = tempfile::tempdir().unwrap();
