@@ -14,9 +14,14 @@ use crate::{
     server::ServerState,
 };
 
-/// Lambda's payload limits: 6 MB for synchronous, 1 MB for asynchronous invocations.
-const SYNC_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
+/// Lambda's payload limits: 6 MB for synchronous invocations (request and response), 1 MB for
+/// asynchronous ones.
+pub(crate) const SYNC_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 const ASYNC_PAYLOAD_LIMIT: usize = 1024 * 1024;
+/// What the HTTP servers accept before any handler runs: above Lambda's limits, so that a
+/// payload over them gets Lambda's own error from the handler instead of the web framework's
+/// (whose default, 2 MB, is below them).
+pub(crate) const HTTP_BODY_LIMIT: usize = 2 * SYNC_PAYLOAD_LIMIT;
 
 /// A Lambda API error before it becomes a response.
 struct ApiError {

@@ -7,12 +7,14 @@ use std::{net::SocketAddr, sync::Arc};
 use axum::{
     Router,
     body::Bytes,
-    extract::{Path, State},
+    extract::{DefaultBodyLimit, Path, State},
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::lambda_api::{HTTP_BODY_LIMIT, SYNC_PAYLOAD_LIMIT};
 
 /// One event, as the function receives it from `/next`.
 pub(crate) struct Event {
@@ -89,6 +91,7 @@ impl RuntimeApi {
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .fallback(unknown)
+            .layer(DefaultBodyLimit::max(HTTP_BODY_LIMIT))
             .with_state(state);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -146,7 +149,31 @@ async fn response(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    answer(&state, &id, Answer::Response(body)).await
+    if body.len() <= SYNC_PAYLOAD_LIMIT {
+        return answer(&state, &id, Answer::Response(body)).await;
+    }
+    // As Lambda: the invocation fails with this error, and the runtime is told so.
+    let message = format!(
+        "Response payload size ({} bytes) exceeded maximum allowed payload size \
+         ({SYNC_PAYLOAD_LIMIT} bytes).",
+        body.len()
+    );
+    let error_type = "Function.ResponseSizeTooLarge";
+    let body = serde_json::json!({ "errorType": error_type, "errorMessage": message });
+    let answered = answer(
+        &state,
+        &id,
+        Answer::Error {
+            error_type: error_type.to_owned(),
+            body: body.to_string().into(),
+        },
+    )
+    .await;
+    if answered.status().is_success() {
+        runtime_error(StatusCode::PAYLOAD_TOO_LARGE, error_type, &message)
+    } else {
+        answered
+    }
 }
 
 async fn error(

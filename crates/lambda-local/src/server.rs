@@ -10,7 +10,7 @@ use std::{
 use axum::{
     Router,
     body::Bytes,
-    extract::{Path, Query, State},
+    extract::{DefaultBodyLimit, Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -86,6 +86,7 @@ impl LocalLambda {
             .route("/_local/invocations", get(invocations))
             .route("/_local/logs/{function}", get(logs))
             .fallback(unsupported)
+            .layer(DefaultBodyLimit::max(lambda_api::HTTP_BODY_LIMIT))
             .with_state(Arc::clone(&state));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

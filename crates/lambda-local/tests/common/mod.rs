@@ -8,11 +8,12 @@ use std::time::Duration;
 use lambda_local::{Config, FunctionConfig, InvocationRecord, LocalLambda, RoleConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A Lambda function in Python: prints on both streams at init and per event, answers `"ok"`,
-/// and dies with status 7 on an event `{"crash": true}` after saying why on stderr. With
+/// A Lambda function in Python: prints on both streams at init and per event, answers `"ok"`
+/// (or, for `{"respond_bytes": n}`, a JSON string of `n` bytes with its quotes), and dies with
+/// status 7 on an event `{"crash": true}` after saying why on stderr. With
 /// `SIGTERM_EXIT_MS` set, it takes that long to exit on SIGTERM (a runtime flushing at shutdown).
 pub const PYTHON_FUNCTION: &str = r#"
-import json, os, signal, sys, time, urllib.request
+import json, os, signal, sys, time, urllib.error, urllib.request
 if "SIGTERM_EXIT_MS" in os.environ:
     def exit_slowly(*_):
         time.sleep(int(os.environ["SIGTERM_EXIT_MS"]) / 1000)
@@ -27,11 +28,17 @@ while True:
         event = json.loads(r.read())
     print("handling " + request_id + " on stdout", flush=True)
     print("handling " + request_id + " on stderr", file=sys.stderr, flush=True)
-    if event.get("crash"):
+    if isinstance(event, dict) and event.get("crash"):
         print("about to crash: the disk is on fire", file=sys.stderr, flush=True)
         os._exit(7)
     url = "http://" + api + "/2018-06-01/runtime/invocation/" + request_id + "/response"
-    urllib.request.urlopen(urllib.request.Request(url, data=b'"ok"', method="POST")).read()
+    answer = b'"ok"'
+    if isinstance(event, dict) and "respond_bytes" in event:
+        answer = b'"' + b"x" * (event["respond_bytes"] - 2) + b'"'
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, data=answer, method="POST")).read()
+    except urllib.error.HTTPError as refused:
+        print("response refused: " + str(refused.code), file=sys.stderr, flush=True)
 "#;
 
 pub fn python_function(name: &str) -> FunctionConfig {
@@ -76,10 +83,25 @@ pub async fn http(
     path: &str,
     body: &str,
 ) -> (u16, String, String) {
+    http_with_headers(lambda, method, path, &[], body).await
+}
+
+/// [`http`] with more request headers.
+pub async fn http_with_headers(
+    lambda: &LocalLambda,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     let address = lambda.endpoint().trim_start_matches("http://").to_owned();
     let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let headers: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
