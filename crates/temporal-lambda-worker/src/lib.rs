@@ -68,7 +68,7 @@ mod summary;
 mod task_count;
 #[cfg(test)]
 mod test_support;
-mod timing;
+pub mod timing;
 mod worker;
 
 pub use config::CONFIG_FILE_NAME;

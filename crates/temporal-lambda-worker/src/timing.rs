@@ -1,21 +1,25 @@
-//! The timing rules of an invocation, in one place: every duration the lifecycle waits on, the
-//! checks on the ones a user sets, and the pure functions that turn them into the instants of one
-//! invocation's phases. [`crate::invocation`] only waits on what these return.
+//! The timing rules of an invocation. Every duration the lifecycle waits on is here, with the
+//! checks on the ones you set; the crate turns them into the instants of each invocation's
+//! phases with pure functions, and the invocation only waits on those.
 //!
-//! The phases, for an invocation with `deadline` (the defaults in brackets):
+//! The phases of an invocation with Lambda's `deadline` (the defaults in brackets):
 //!
-//! 1. work: connect, then poll until the idle exit, SIGTERM, or [`Plan::stop_polling`]:
-//!    `deadline - buffer` [7 s], or earlier by what the last polls need beyond the room the
-//!    buffer leaves them (0.5 s with the defaults);
-//! 2. drain: the last polls end at the server, for at most [`crate::POLL_DEADLINE`], and never
-//!    past the moment the stop must begin to keep its whole length ([`Plan::drain_by`]);
-//! 3. stop: the worker drains its tasks for the stop timeout [5 s], then is abandoned
-//!    [`HARD_STOP_GRACE`] later, and never later than two return margins before the deadline
-//!    ([`Plan::hard_stop`]);
-//! 4. hooks: until one return margin before the deadline ([`Plan::hooks_end`]); what is left is
-//!    for the response.
+//! 1. **work**: connect (or check the kept connection), then poll until the idle exit
+//!    ([`crate::Options::idle_exit`], at least [`IDLE_EXIT_FIRST_TASK_WAIT`] before the first
+//!    task), SIGTERM, or `deadline - shutdown_deadline_buffer` [7 s], earlier by what the last
+//!    polls need beyond the room the buffer leaves them (0.5 s with the defaults). With
+//!    [`MIN_WORK_TIME`] or less to do this the invocation fails at once; below
+//!    [`LOW_WORK_TIME`] it warns.
+//! 2. **drain**: no new poll is sent; the last ones end at the server, for at most
+//!    [`crate::POLL_DEADLINE`], while the worker processes what they bring; never past the
+//!    moment the stop must begin to keep its whole length.
+//! 3. **stop**: the worker finishes its tasks for the stop timeout [5 s]; 0.5 s later whatever
+//!    ignored cancellation is abandoned, and never later than 0.5 s before the deadline.
+//! 4. **hooks**: the shutdown hooks, until 0.25 s before the deadline; the rest is for the
+//!    response.
 //!
-//! SIGTERM cuts phases 3 and 4 short ([`Phase::cut_by_sigterm`]) and skips phase 2.
+//! Lambda's SIGTERM skips phase 2 and cuts phase 3 to 0.2 s and phase 4 to 0.4 s after the
+//! signal; the process exits 0.48 s after it, within Lambda's 500 ms.
 
 use std::time::Duration;
 
