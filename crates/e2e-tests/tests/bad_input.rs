@@ -1,6 +1,6 @@
 //! Bad input, each case through the real bootstrap (`test-worker`): one clear line naming the
-//! problem and the fix, exit status 1 before anything is served, no panic. The README's table
-//! ("Bad input") must quote each message, so this test also keeps that table true.
+//! problem and the fix, exit status 1 before anything is served, no panic. The bad-input table
+//! in `docs/TROUBLESHOOTING.md` must quote each message, so this test also keeps that table true.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::{path::Path, process::Command, time::Duration};
 
 use lambda_local::{Config, FunctionConfig, LocalLambda};
 
-const README: &str = include_str!("../../../README.md");
+const TROUBLESHOOTING: &str = include_str!("../../../docs/TROUBLESHOOTING.md");
 
 /// Runs the bootstrap in `dir` with only `vars` (and `PATH`) in its environment.
 fn run_bootstrap(dir: &Path, vars: &[(&str, &str)]) -> std::process::Output {
@@ -37,15 +37,15 @@ fn fatal_line(output: &std::process::Output) -> String {
 /// A case: its name, the bootstrap's environment, and what its message must quote.
 type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
-/// Asserts that `message` contains `quoted` and that the README quotes it too.
+/// Asserts that `message` contains `quoted` and that the troubleshooting table quotes it too.
 fn assert_quoted(case: &str, message: &str, quoted: &str) {
     assert!(
         message.contains(quoted),
         "{case}: '{quoted}' not in: {message}"
     );
     assert!(
-        README.contains(quoted),
-        "{case}: the README's 'Bad input' table does not quote: {quoted}"
+        TROUBLESHOOTING.contains(quoted),
+        "{case}: docs/TROUBLESHOOTING.md's table does not quote: {quoted}"
     );
 }
 

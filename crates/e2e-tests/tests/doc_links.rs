@@ -1,0 +1,122 @@
+//! Every relative link in the Markdown documentation leads somewhere: the file exists and, when
+//! the link names a heading (`#anchor`), the file has that heading (as GitHub names anchors).
+
+use std::path::{Path, PathBuf};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The documents a reader follows links through.
+fn documents() -> Vec<PathBuf> {
+    let root = repo_root();
+    let mut documents = vec![
+        root.join("README.md"),
+        root.join("crates/lambda-local/README.md"),
+    ];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            documents.push(path);
+        }
+    }
+    documents
+}
+
+/// The targets of the `[text](target)` links outside code blocks.
+fn links(text: &str) -> Vec<String> {
+    let mut in_code = false;
+    let mut found = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            if let Some(end) = rest.find(')') {
+                found.push(rest[..end].to_owned());
+                rest = &rest[end..];
+            }
+        }
+    }
+    found
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation other than `-` and `_` dropped,
+/// spaces to hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+fn anchors(text: &str) -> Vec<String> {
+    let mut in_code = false;
+    let mut found = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with('#') {
+            found.push(anchor(line.trim_start_matches('#')));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_relative_link_in_the_docs_leads_to_a_file_and_heading_that_exist() {
+    let mut broken = Vec::new();
+    for document in documents() {
+        let text = std::fs::read_to_string(&document).unwrap();
+        for link in links(&text) {
+            if link.starts_with("http://") || link.starts_with("https://") {
+                continue;
+            }
+            let (file, heading) = link.split_once('#').unwrap_or((&link, ""));
+            let target = if file.is_empty() {
+                document.clone()
+            } else {
+                document.parent().unwrap().join(file)
+            };
+            let name = document
+                .strip_prefix(repo_root())
+                .unwrap_or(&document)
+                .display()
+                .to_string();
+            if !target.exists() {
+                broken.push(format!("{name}: {link}: no such file"));
+            } else if !heading.is_empty() {
+                let target_text = std::fs::read_to_string(&target).unwrap_or_default();
+                if !anchors(&target_text).iter().any(|a| a == heading) {
+                    broken.push(format!("{name}: {link}: no such heading"));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+#[test]
+fn anchors_are_named_as_github_names_them() {
+    assert_eq!(
+        anchor(" Deadlines, the buffer, and long activities"),
+        "deadlines-the-buffer-and-long-activities"
+    );
+    assert_eq!(
+        anchor("The local serverless environment (`lambda-local`)"),
+        "the-local-serverless-environment-lambda-local"
+    );
+    assert_eq!(
+        links("see [a](b.md#c) and [d](https://e)"),
+        ["b.md#c", "https://e"]
+    );
+}
