@@ -1,6 +1,6 @@
 //! Bad input, each case through the real bootstrap (`test-worker`): one clear line naming the
 //! problem and the fix, exit status 1 before anything is served, no panic. The bad-input table
-//! in `docs/TROUBLESHOOTING.md` must quote each message, so this test also keeps that table true.
+//! in the library's `docs/TROUBLESHOOTING.md` must quote each message, so this test also keeps that table true.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::{path::Path, process::Command, time::Duration};
 
 use lambda_local::{Config, FunctionConfig, LocalLambda};
 
-const TROUBLESHOOTING: &str = include_str!("../../../docs/TROUBLESHOOTING.md");
+const TROUBLESHOOTING: &str = include_str!("../../temporal-lambda-worker/docs/TROUBLESHOOTING.md");
 
 /// Runs the bootstrap in `dir` with only `vars` (and `PATH`) in its environment.
 fn run_bootstrap(dir: &Path, vars: &[(&str, &str)]) -> std::process::Output {
@@ -45,7 +45,7 @@ fn assert_quoted(case: &str, message: &str, quoted: &str) {
     );
     assert!(
         TROUBLESHOOTING.contains(quoted),
-        "{case}: docs/TROUBLESHOOTING.md's table does not quote: {quoted}"
+        "{case}: the TROUBLESHOOTING.md table does not quote: {quoted}"
     );
 }
 

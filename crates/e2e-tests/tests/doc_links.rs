@@ -14,10 +14,12 @@ fn documents() -> Vec<PathBuf> {
         root.join("README.md"),
         root.join("crates/lambda-local/README.md"),
     ];
-    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "md") {
-            documents.push(path);
+    for folder in ["docs", "crates/temporal-lambda-worker/docs"] {
+        for entry in std::fs::read_dir(root.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "md") {
+                documents.push(path);
+            }
         }
     }
     documents

@@ -38,6 +38,7 @@
 //!   `TEMPORAL_LAMBDA_*` variables ([`SHUTDOWN_BUFFER_VAR`], [`STOP_TIMEOUT_VAR`],
 //!   [`IDLE_EXIT_VAR`], [`REUSE_CONNECTION_VAR`]) tune these without a rebuild.
 //! - [`LambdaWorker`] is the handler as a `tower::Service`, for layers and tests.
+//! - The long-form documentation is in [`guide`]; the timing rules in [`timing`].
 //!
 //! # Dependencies of a worker crate
 //!
@@ -57,6 +58,7 @@ pub mod defaults;
 mod env_settings;
 mod environment;
 mod error;
+pub mod guide;
 mod invocation;
 mod logging;
 mod options;
