@@ -25,18 +25,22 @@ fn documents() -> Vec<PathBuf> {
     documents
 }
 
-/// The targets of the `[text](target)` links outside code blocks.
-fn links(text: &str) -> Vec<String> {
+/// The lines outside fenced code blocks (the fences included neither).
+fn prose_lines(text: &str) -> impl Iterator<Item = &str> {
     let mut in_code = false;
-    let mut found = Vec::new();
-    for line in text.lines() {
+    text.lines().filter(move |line| {
         if line.trim_start().starts_with("```") {
             in_code = !in_code;
-            continue;
+            return false;
         }
-        if in_code {
-            continue;
-        }
+        !in_code
+    })
+}
+
+/// The targets of the `[text](target)` links outside code blocks.
+fn links(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for line in prose_lines(text) {
         let mut rest = line;
         while let Some(at) = rest.find("](") {
             rest = &rest[at + 2..];
@@ -62,16 +66,10 @@ fn anchor(heading: &str) -> String {
 }
 
 fn anchors(text: &str) -> Vec<String> {
-    let mut in_code = false;
-    let mut found = Vec::new();
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-        } else if !in_code && line.starts_with('#') {
-            found.push(anchor(line.trim_start_matches('#')));
-        }
-    }
-    found
+    prose_lines(text)
+        .filter(|line| line.starts_with('#'))
+        .map(|line| anchor(line.trim_start_matches('#')))
+        .collect()
 }
 
 #[test]
