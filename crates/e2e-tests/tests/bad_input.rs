@@ -1,6 +1,7 @@
 //! Bad input, each case through the real bootstrap (`test-worker`): one clear line naming the
-//! problem and the fix, exit status 1 before anything is served, no panic. The bad-input table
-//! in the library's `docs/TROUBLESHOOTING.md` must quote each message, so this test also keeps that table true.
+//! problem and the fix, exit status 1 before anything is served, no panic. The bad-input tables
+//! in the library's `docs/TROUBLESHOOTING.md` (also its rustdoc, `guide::troubleshooting`) must
+//! quote each message, so this test also keeps those tables true.
 
 mod common;
 

@@ -1,7 +1,12 @@
 //! Every relative link in the Markdown documentation leads somewhere: the file exists and, when
 //! the link names a heading (`#anchor`), the file has that heading (as GitHub names anchors).
+//! The library's `docs/` pages are also its rustdoc (module `guide`), where a relative link
+//! would break: they have none, and each is included there.
 
 use std::path::{Path, PathBuf};
+
+/// The library's long-form pages, included in its rustdoc by `src/guide.rs`.
+const GUIDE: &str = "crates/temporal-lambda-worker/docs";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -14,7 +19,7 @@ fn documents() -> Vec<PathBuf> {
         root.join("README.md"),
         root.join("crates/lambda-local/README.md"),
     ];
-    for folder in ["docs", "crates/temporal-lambda-worker/docs"] {
+    for folder in ["docs", GUIDE, "bench"] {
         for entry in std::fs::read_dir(root.join(folder)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "md") {
@@ -78,7 +83,7 @@ fn every_relative_link_in_the_docs_leads_to_a_file_and_heading_that_exist() {
     for document in documents() {
         let text = std::fs::read_to_string(&document).unwrap();
         for link in links(&text) {
-            if link.starts_with("http://") || link.starts_with("https://") {
+            if is_absolute(&link) {
                 continue;
             }
             let (file, heading) = link.split_once('#').unwrap_or((&link, ""));
@@ -103,6 +108,39 @@ fn every_relative_link_in_the_docs_leads_to_a_file_and_heading_that_exist() {
         }
     }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+fn is_absolute(link: &str) -> bool {
+    ["http://", "https://", "mailto:"]
+        .iter()
+        .any(|scheme| link.starts_with(scheme))
+}
+
+#[test]
+fn the_guide_pages_have_no_relative_links_and_are_all_in_the_rustdoc() {
+    let guide_rs =
+        std::fs::read_to_string(repo_root().join("crates/temporal-lambda-worker/src/guide.rs"))
+            .unwrap();
+    let mut problems = Vec::new();
+    for entry in std::fs::read_dir(repo_root().join(GUIDE)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !guide_rs.contains(&format!("include_str!(\"../docs/{name}\")")) {
+            problems.push(format!("{name}: not included in src/guide.rs"));
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for link in links(&text) {
+            if !is_absolute(&link) {
+                problems.push(format!(
+                    "{name}: {link}: a relative link breaks on docs.rs; name the page instead"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
