@@ -27,6 +27,11 @@ pub struct Config {
     /// each function's log either way: [`crate::LocalLambda::logs`]).
     #[serde(default = "yes")]
     pub forward_logs: bool,
+    /// Give each execution environment its function's CPU share and memory limit, as Lambda
+    /// does (needs root and the cgroup v1 `cpu` and `memory` controllers). Off, or where they
+    /// are missing, environments run unlimited and every record says `limits: "none"`.
+    #[serde(default = "yes")]
+    pub limits: bool,
     /// The functions.
     #[serde(default, rename = "function")]
     pub functions: Vec<FunctionConfig>,
@@ -58,7 +63,8 @@ pub struct FunctionConfig {
     /// The function timeout.
     #[serde(default = "default_timeout", rename = "timeout_secs", with = "seconds")]
     pub timeout: Duration,
-    /// The configured memory size in MB (reported, and given to the function; not enforced).
+    /// The configured memory size in MB: the environment's memory limit and, in proportion
+    /// (1,769 MB = one vCPU), its CPU share, when [`Config::limits`] is on.
     #[serde(default = "default_memory")]
     pub memory_mb: u32,
     /// Reserved concurrency: at most this many invocations at once; async events queue.
@@ -132,6 +138,7 @@ impl Config {
             role,
             records: None,
             forward_logs: true,
+            limits: true,
             functions: Vec::new(),
         }
     }

@@ -5,7 +5,8 @@
 //! the Lambda `Invoke` and `GetFunction` APIs, STS `AssumeRole` (enforcing the external id), and
 //! one Lambda Runtime API per execution environment. Execution environments follow Lambda's
 //! lifecycle: cold start on first use, warm reuse, frozen (SIGSTOP) between invocations, killed at
-//! the timeout, at most `concurrency` at once with asynchronous events queued. Every invocation
+//! the timeout, at most `concurrency` at once with asynchronous events queued. Each environment
+//! gets its function's CPU share and memory limit, as on Lambda (cgroup v1, as root). Every invocation
 //! prints a `REPORT` line and leaves an [`InvocationRecord`]; every line a function writes is kept
 //! in its log ([`LocalLambda::logs`]).
 //!
@@ -16,6 +17,7 @@ mod arn;
 pub mod config;
 pub mod demo;
 mod lambda_api;
+mod limits;
 pub mod logs;
 mod pool;
 mod record;
@@ -26,6 +28,7 @@ mod sts;
 pub mod temporal;
 
 pub use config::{Config, FunctionConfig, RoleConfig};
+pub use limits::{Limits, MB_PER_VCPU, cpu_share};
 pub use logs::{LogLine, LogSource};
 pub use pool::{Retirement, SHUTDOWN_LIMIT};
 pub use record::{InvocationRecord, Outcome};

@@ -80,7 +80,8 @@ async fn run(command: Command) -> Result<(), String> {
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)
                 .init();
-            let text = std::fs::read_to_string(&config)
+            let text = tokio::fs::read_to_string(&config)
+                .await
                 .map_err(|e| format!("cannot read {}: {e}", config.display()))?;
             let config =
                 Config::from_toml(&text).map_err(|e| format!("{}: {e}", config.display()))?;

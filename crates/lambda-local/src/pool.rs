@@ -16,10 +16,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use crate::{
     arn::function_arn,
     config::FunctionConfig,
+    limits::{Controllers, Limits},
     logs::LogSink,
     record::{InvocationRecord, Outcome, Records},
     runtime_api::{Answer, Event},
-    sandbox::{Ending, Sandbox, terminate},
+    sandbox::{Ending, InitFailure, Sandbox, terminate},
 };
 
 /// Lambda's limit for a runtime's shutdown phase (no extensions): SIGTERM, then SIGKILL.
@@ -79,6 +80,8 @@ pub(crate) struct Function {
     next_environment: AtomicU32,
     records: Records,
     logs: LogSink,
+    /// Where each environment's CPU share and memory limit are set; `None`: unlimited.
+    controllers: Option<Arc<Controllers>>,
 }
 
 impl Function {
@@ -88,6 +91,7 @@ impl Function {
         account_id: &str,
         records: Records,
         logs: LogSink,
+        controllers: Option<Arc<Controllers>>,
     ) -> Arc<Self> {
         let arn = function_arn(region, account_id, &config.name);
         let lambda_env = lambda_environment(&config, region);
@@ -104,6 +108,7 @@ impl Function {
             next_environment: AtomicU32::new(1),
             records,
             logs,
+            controllers,
         });
         let weak: Weak<Self> = Arc::downgrade(&function);
         let permits = Arc::clone(&function.permits);
@@ -164,11 +169,86 @@ impl Function {
         )
     }
 
+    /// One invocation's whole life: an environment for it, the event delivered there, and its
+    /// record.
     async fn run(
         &self,
         queued: Queued,
         invocation_type: InvocationType,
         _permit: OwnedSemaphorePermit,
+    ) -> (InvocationRecord, Reply) {
+        let (record, reply) = match self.acquire_environment().await {
+            Ok((sandbox, init_duration)) => {
+                self.run_invocation(sandbox, init_duration, queued, invocation_type)
+                    .await
+            }
+            Err((environment, failure)) => {
+                self.init_error(&queued, invocation_type, environment, &failure)
+            }
+        };
+        (self.record_invocation(record).await, reply)
+    }
+
+    /// A warm environment, thawed, or a new one with its init duration (a cold start). Fails with
+    /// the new environment's number and why it could not start.
+    async fn acquire_environment(&self) -> Result<(Sandbox, Option<Duration>), (u32, InitFailure)> {
+        let warm = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some(sandbox) = warm {
+            sandbox.thaw();
+            return Ok((sandbox, None));
+        }
+        let id = self.next_environment.fetch_add(1, Ordering::Relaxed);
+        let mut env = self.lambda_env.clone();
+        env.push((
+            "AWS_LAMBDA_LOG_STREAM_NAME".to_owned(),
+            format!(
+                "{}/[{}]{id:032x}",
+                chrono::Utc::now().format("%Y/%m/%d"),
+                self.config.version
+            ),
+        ));
+        let controllers = self.controllers.as_deref();
+        let (sandbox, init_duration) =
+            Sandbox::start(id, &self.config, &env, &self.logs, controllers)
+                .await
+                .map_err(|failure| (id, failure))?;
+        self.live_environments().insert(id, sandbox.pid());
+        Ok((sandbox, Some(init_duration)))
+    }
+
+    /// The record and reply of an invocation whose new environment could not start.
+    fn init_error(
+        &self,
+        queued: &Queued,
+        invocation_type: InvocationType,
+        environment: u32,
+        failure: &InitFailure,
+    ) -> (InvocationRecord, Reply) {
+        let mut record = self.new_record(
+            &queued.request_id,
+            invocation_type,
+            environment,
+            queued.received_at,
+            SystemTime::now(),
+        );
+        record.cold_start = true;
+        record.init_duration_ms = Some(ms(failure.init_duration));
+        record.billed_duration_ms = ms(failure.init_duration).ceil() as u64;
+        record.outcome = Outcome::InitError;
+        record.error_type = Some(failure.error_type.clone());
+        record.error_message = Some(failure.message.clone());
+        let body = error_body(&failure.error_type, &failure.message);
+        (record, Reply::FunctionError(body))
+    }
+
+    /// Delivers the event to the environment, waits for its ending, then releases the
+    /// environment.
+    async fn run_invocation(
+        &self,
+        mut sandbox: Sandbox,
+        init_duration: Option<Duration>,
+        queued: Queued,
+        invocation_type: InvocationType,
     ) -> (InvocationRecord, Reply) {
         let Queued {
             request_id,
@@ -181,48 +261,6 @@ impl Function {
             Bytes::from_static(b"{}")
         } else {
             payload
-        };
-        let warm = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let (mut sandbox, init_duration) = match warm {
-            Some(sandbox) => {
-                sandbox.thaw();
-                (sandbox, None)
-            }
-            None => {
-                let id = self.next_environment.fetch_add(1, Ordering::Relaxed);
-                let mut env = self.lambda_env.clone();
-                env.push((
-                    "AWS_LAMBDA_LOG_STREAM_NAME".to_owned(),
-                    format!(
-                        "{}/[{}]{id:032x}",
-                        chrono::Utc::now().format("%Y/%m/%d"),
-                        self.config.version
-                    ),
-                ));
-                match Sandbox::start(id, &self.config, &env, &self.logs).await {
-                    Ok((sandbox, init)) => {
-                        self.live_environments().insert(id, sandbox.pid());
-                        (sandbox, Some(init))
-                    }
-                    Err(failure) => {
-                        let mut record = self.record(
-                            &request_id,
-                            invocation_type,
-                            id,
-                            received_at,
-                            SystemTime::now(),
-                        );
-                        record.cold_start = true;
-                        record.init_duration_ms = Some(ms(failure.init_duration));
-                        record.billed_duration_ms = ms(failure.init_duration).ceil() as u64;
-                        record.outcome = Outcome::InitError;
-                        record.error_type = Some(failure.error_type.clone());
-                        record.error_message = Some(failure.message.clone());
-                        let body = error_body(&failure.error_type, &failure.message);
-                        return (self.finish(record), Reply::FunctionError(body));
-                    }
-                }
-            }
         };
         let started_at = SystemTime::now();
         let deadline = started_at + self.config.timeout;
@@ -241,20 +279,30 @@ impl Function {
             ),
         );
         let (ending, duration) = sandbox.invoke(event, self.config.timeout).await;
-        let mut record = self.record(
+        let mut record = self.new_record(
             &request_id,
             invocation_type,
             sandbox.id,
             received_at,
             started_at,
         );
-        record.max_memory_used_mb = sandbox.max_memory_used_mb();
+        record.max_memory_used_mb = sandbox.max_memory_used_mb().await;
+        record.limits = sandbox.limits();
         record.duration_ms = ms(duration);
         record.cold_start = init_duration.is_some();
         record.init_duration_ms = init_duration.map(ms);
         record.billed_duration_ms =
             ms(duration).ceil() as u64 + init_duration.map_or(0, |d| ms(d).ceil() as u64);
-        let reply = match ending {
+        let reply = self.reply(ending, &mut record);
+        let answered = matches!(record.outcome, Outcome::Success | Outcome::Error);
+        self.release_environment(sandbox, answered).await;
+        record.ended_at_ms = epoch_ms(SystemTime::now());
+        (record, reply)
+    }
+
+    /// What the caller gets for how the invocation ended, with the outcome and error recorded.
+    fn reply(&self, ending: Ending, record: &mut InvocationRecord) -> Reply {
+        match ending {
             Ending::Answered(Answer::Response(body)) => {
                 record.set_task_counts(&body);
                 Reply::Response(body)
@@ -272,8 +320,9 @@ impl Function {
             }
             Ending::TimedOut => {
                 let message = format!(
-                    "{} {request_id} Task timed out after {:.2} seconds",
+                    "{} {} Task timed out after {:.2} seconds",
                     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                    record.request_id,
                     self.config.timeout.as_secs_f64()
                 );
                 record.outcome = Outcome::Timeout;
@@ -281,15 +330,19 @@ impl Function {
                 record.error_message = Some(message.clone());
                 Reply::FunctionError(error_body("Sandbox.Timedout", &message))
             }
-            Ending::Crashed(message) => {
-                record.outcome = Outcome::Crashed;
-                record.error_type = Some("Runtime.ExitError".to_owned());
-                record.error_message = Some(message.clone());
-                Reply::FunctionError(error_body("Runtime.ExitError", &message))
+            Ending::Crashed(message) => crashed(record, "Runtime.ExitError", message),
+            Ending::OutOfMemory(message) => {
+                // The environment's processes had used it all when the kernel stepped in.
+                record.max_memory_used_mb = u64::from(self.config.memory_mb);
+                crashed(record, "Runtime.OutOfMemory", message)
             }
-        };
-        // A healthy environment waits for its next event frozen; any other is discarded.
-        let healthy = matches!(record.outcome, Outcome::Success | Outcome::Error)
+        }
+    }
+
+    /// After an invocation: an environment whose function answered waits for its next event
+    /// frozen, once it asks for one; any other is discarded.
+    async fn release_environment(&self, mut sandbox: Sandbox, answered: bool) {
+        let healthy = answered
             && sandbox
                 .wait_for_next(tokio::time::Instant::now() + Duration::from_secs(2))
                 .await;
@@ -316,11 +369,9 @@ impl Function {
         } else {
             sandbox.kill().await;
         }
-        record.ended_at_ms = epoch_ms(SystemTime::now());
-        (self.finish(record), reply)
     }
 
-    fn record(
+    fn new_record(
         &self,
         request_id: &str,
         invocation_type: InvocationType,
@@ -344,6 +395,11 @@ impl Function {
             billed_duration_ms: 0,
             memory_size_mb: self.config.memory_mb,
             max_memory_used_mb: 0,
+            limits: if self.controllers.is_some() {
+                Limits::Cgroup
+            } else {
+                Limits::None
+            },
             outcome: Outcome::Success,
             error_type: None,
             error_message: None,
@@ -354,7 +410,9 @@ impl Function {
         }
     }
 
-    fn finish(&self, record: InvocationRecord) -> InvocationRecord {
+    /// Writes the invocation's `REPORT` line (after its `END` line, when it ran) and keeps its
+    /// record.
+    async fn record_invocation(&self, record: InvocationRecord) -> InvocationRecord {
         let report = record.report_line();
         eprintln!("[{}:{}] {report}", self.config.name, record.environment);
         if record.outcome != Outcome::InitError {
@@ -364,7 +422,7 @@ impl Function {
             );
         }
         self.logs.platform_line(record.environment, &report);
-        self.records.push(record.clone());
+        self.records.push(record.clone()).await;
         record
     }
 
@@ -446,6 +504,15 @@ fn lambda_environment(config: &FunctionConfig, region: &str) -> Vec<(String, Str
         env.push((key.clone(), value.clone()));
     }
     env
+}
+
+/// Records a dead environment's invocation as crashed, with Lambda's error type.
+fn crashed(record: &mut InvocationRecord, error_type: &str, message: String) -> Reply {
+    record.outcome = Outcome::Crashed;
+    record.error_type = Some(error_type.to_owned());
+    let body = error_body(error_type, &message);
+    record.error_message = Some(message);
+    Reply::FunctionError(body)
 }
 
 fn error_body(error_type: &str, message: &str) -> Bytes {

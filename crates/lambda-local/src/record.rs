@@ -9,6 +9,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::Limits;
+
 /// How an invocation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -59,6 +61,9 @@ pub struct InvocationRecord {
     pub memory_size_mb: u32,
     /// Peak resident memory of the environment's processes so far.
     pub max_memory_used_mb: u64,
+    /// The limits its environment ran under: `cgroup` (the CPU share and memory limit of its
+    /// memory size) or `none` (a whole host; its figures are not Lambda's).
+    pub limits: Limits,
     /// How it ended.
     pub outcome: Outcome,
     /// The error type, for errors.
@@ -92,12 +97,15 @@ impl InvocationRecord {
         if let Some(init) = self.init_duration_ms {
             line.push_str(&format!("\tInit Duration: {init:.2} ms"));
         }
-        if self.outcome != Outcome::Success {
-            let status = serde_json::to_value(self.outcome).unwrap_or_default();
-            line.push_str(&format!(
-                "\tStatus: {}",
-                status.as_str().unwrap_or_default()
-            ));
+        match self.outcome {
+            Outcome::Success => {}
+            Outcome::Timeout => line.push_str("\tStatus: timeout"),
+            Outcome::Error => line.push_str("\tStatus: error"),
+            // The platform's own errors name their type, as Lambda's REPORT does.
+            Outcome::Crashed | Outcome::InitError => line.push_str(&format!(
+                "\tStatus: error\tError Type: {}",
+                self.error_type.as_deref().unwrap_or("Runtime.Unknown")
+            )),
         }
         if self.processed_no_task == Some(true) {
             line.push_str("\tProcessed no task");
@@ -128,12 +136,12 @@ pub(crate) struct Records {
 }
 
 impl Records {
-    pub(crate) fn new(file: Option<PathBuf>) -> std::io::Result<Self> {
+    pub(crate) async fn new(file: Option<PathBuf>) -> std::io::Result<Self> {
         if let Some(path) = &file {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
+                tokio::fs::create_dir_all(dir).await?;
             }
-            std::fs::File::create(path)?;
+            tokio::fs::File::create(path).await?;
         }
         Ok(Self {
             all: Arc::default(),
@@ -141,14 +149,20 @@ impl Records {
         })
     }
 
-    pub(crate) fn push(&self, record: InvocationRecord) {
+    pub(crate) async fn push(&self, record: InvocationRecord) {
         if let Some(path) = &self.file {
-            let appended = std::fs::OpenOptions::new()
-                .append(true)
-                .open(path)
-                .and_then(|mut f| {
-                    writeln!(f, "{}", serde_json::to_string(&record).unwrap_or_default())
-                });
+            let file = path.clone();
+            let line = serde_json::to_string(&record).unwrap_or_default();
+            // Appending blocks, so on a blocking thread; awaited, so the record is in the file by
+            // the time the invocation's caller hears back.
+            let appended = tokio::task::spawn_blocking(move || {
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(file)
+                    .and_then(|mut f| writeln!(f, "{line}"))
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
             if let Err(e) = appended {
                 tracing::error!(file = %path.display(), error = %e, "cannot append the invocation record");
             }
@@ -185,6 +199,7 @@ mod tests {
             billed_duration_ms: 34,
             memory_size_mb: 128,
             max_memory_used_mb: 19,
+            limits: Limits::Cgroup,
             outcome: Outcome::Success,
             error_type: None,
             error_message: None,
@@ -208,6 +223,16 @@ mod tests {
             timed_out
                 .report_line()
                 .ends_with("Max Memory Used: 19 MB\tStatus: timeout")
+        );
+        let mut out_of_memory = timed_out;
+        out_of_memory.outcome = Outcome::Crashed;
+        out_of_memory.error_type = Some("Runtime.OutOfMemory".into());
+        assert!(
+            out_of_memory
+                .report_line()
+                .ends_with("\tStatus: error\tError Type: Runtime.OutOfMemory"),
+            "{}",
+            out_of_memory.report_line()
         );
     }
 

@@ -18,6 +18,7 @@ use tokio::{
 
 use crate::{
     config::FunctionConfig,
+    limits::{self, Cgroup, Controllers, Limits},
     logs::{LogSink, LogSource, truncate},
     runtime_api::{Answer, Delivery, Event, RuntimeApi, Signal},
 };
@@ -38,6 +39,8 @@ pub(crate) enum Ending {
     Answered(Answer),
     TimedOut,
     Crashed(String),
+    /// The kernel killed a process of the environment for going over its memory limit.
+    OutOfMemory(String),
 }
 
 /// Why an environment could not start.
@@ -54,16 +57,19 @@ pub(crate) struct Sandbox {
     pid: i32,
     api: RuntimeApi,
     stderr: StderrTail,
+    /// The environment's CPU share and memory limit; `None` when it runs unlimited.
+    cgroup: Option<Cgroup>,
 }
 
 impl Sandbox {
-    /// Starts the function's process and waits for it to ask for its first event.
-    /// Returns the environment and its init duration.
+    /// Starts the function's process (limited, when `controllers` are given) and waits for it to
+    /// ask for its first event. Returns the environment and its init duration.
     pub(crate) async fn start(
         id: u32,
         function: &FunctionConfig,
         function_env: &[(String, String)],
         logs: &LogSink,
+        controllers: Option<&Controllers>,
     ) -> Result<(Self, Duration), InitFailure> {
         let started = Instant::now();
         let failure = |error_type: &str, message: String| InitFailure {
@@ -77,6 +83,19 @@ impl Sandbox {
                 format!("cannot start the Runtime API: {e}"),
             )
         })?;
+        let mut cgroup = controllers.and_then(|controllers| {
+            controllers
+                .create(&function.name, function.memory_mb)
+                .inspect_err(|e| {
+                    eprintln!(
+                        "lambda-local: environment {id} of {} runs WITHOUT its CPU share and \
+                         memory limit: cannot create its cgroup: {e}",
+                        function.name
+                    )
+                })
+                .ok()
+        });
+        let join_fds = cgroup.as_ref().map(Cgroup::join_fds).unwrap_or_default();
         let mut command = Command::new(&function.command[0]);
         command
             .args(&function.command[1..])
@@ -90,11 +109,12 @@ impl Sandbox {
             // Its own process group, so freeze, thaw and kill reach every process it starts.
             .process_group(0)
             .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe; it only affects the child being spawned.
+        // SAFETY: prctl and write are async-signal-safe; they only affect the child being
+        // spawned, which joins its cgroups before it runs anything of the function.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
+                limits::join(&join_fds)
             });
         }
         let mut child = command.spawn().map_err(|e| {
@@ -103,6 +123,9 @@ impl Sandbox {
                 format!("cannot start {}: {e}", function.command[0]),
             )
         })?;
+        if let Some(cgroup) = &mut cgroup {
+            cgroup.joined();
+        }
         let pid = child.id().unwrap_or_default() as i32;
         let stderr = StderrTail::default();
         capture(child.stdout.take(), logs, id, LogSource::Stdout, None);
@@ -119,6 +142,7 @@ impl Sandbox {
             pid,
             api,
             stderr,
+            cgroup,
         };
         let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
         tokio::select! {
@@ -143,7 +167,12 @@ impl Sandbox {
             status = sandbox.child.wait() => {
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 let message = format!("the function exited during init: {status}");
-                Err(failure("Runtime.ExitError", sandbox.stderr.quoted_after(message).await))
+                let error_type = if sandbox.oom_killed() {
+                    "Runtime.OutOfMemory"
+                } else {
+                    "Runtime.ExitError"
+                };
+                Err(failure(error_type, sandbox.stderr.quoted_after(message).await))
             }
         }
     }
@@ -176,11 +205,19 @@ impl Sandbox {
                 Err(_) => Ending::TimedOut,
             },
             status = self.child.wait() => {
-                let message = format!(
-                    "Runtime exited without providing a reason ({}) during {request_id}",
-                    status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
-                );
-                Ending::Crashed(self.stderr.quoted_after(message).await)
+                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                if self.oom_killed() {
+                    let message = format!(
+                        "Runtime exited with error: {status}: the environment went over its \
+                         memory limit during {request_id}"
+                    );
+                    Ending::OutOfMemory(message)
+                } else {
+                    let message = format!(
+                        "Runtime exited without providing a reason ({status}) during {request_id}"
+                    );
+                    Ending::Crashed(self.stderr.quoted_after(message).await)
+                }
             }
         };
         (ending, started.elapsed())
@@ -201,14 +238,32 @@ impl Sandbox {
         }
     }
 
+    /// Which limits the environment runs under.
+    pub(crate) fn limits(&self) -> Limits {
+        if self.cgroup.is_some() {
+            Limits::Cgroup
+        } else {
+            Limits::None
+        }
+    }
+
+    fn oom_killed(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(Cgroup::oom_killed)
+    }
+
     /// The function's process id, which is also its process group's.
     pub(crate) fn pid(&self) -> i32 {
         self.pid
     }
 
     /// Peak resident memory of the environment's processes, in MB.
-    pub(crate) fn max_memory_used_mb(&self) -> u64 {
-        process_group_peak_rss_kb(self.pid).div_ceil(1024)
+    pub(crate) async fn max_memory_used_mb(&self) -> u64 {
+        let group = self.pid;
+        // Reading every process's /proc entries blocks.
+        tokio::task::spawn_blocking(move || process_group_peak_rss_kb(group))
+            .await
+            .unwrap_or_default()
+            .div_ceil(1024)
     }
 
     /// Stops every process of the environment (SIGSTOP), as Lambda does between invocations.
@@ -254,7 +309,7 @@ pub(crate) async fn terminate(pid: i32, limit: Duration) -> Option<Duration> {
     signal_group(pid, libc::SIGCONT);
     signal_group(pid, libc::SIGTERM);
     while started.elapsed() < limit {
-        if has_exited(pid) {
+        if has_exited(pid).await {
             return Some(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -264,8 +319,8 @@ pub(crate) async fn terminate(pid: i32, limit: Duration) -> Option<Duration> {
 }
 
 /// Whether the process is gone or a zombie waiting to be reaped.
-fn has_exited(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+async fn has_exited(pid: i32) -> bool {
+    match tokio::fs::read_to_string(format!("/proc/{pid}/stat")).await {
         Ok(stat) => stat
             .rfind(')')
             .and_then(|end| stat[end + 1..].split_whitespace().next())

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::{
     config::{Config, FunctionConfig},
     lambda_api,
+    limits::Controllers,
     logs::{LogLine, LogSink, Logs},
     pool::{Function, Retirement, SHUTDOWN_LIMIT},
     record::{InvocationRecord, Records},
@@ -42,6 +43,7 @@ pub(crate) struct ServerState {
     functions: RwLock<HashMap<String, Arc<Function>>>,
     records: Records,
     logs: Logs,
+    controllers: Option<Arc<Controllers>>,
 }
 
 impl ServerState {
@@ -71,13 +73,28 @@ impl LocalLambda {
                 std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
             })?;
         let address = listener.local_addr()?;
-        let records = Records::new(config.records.clone())?;
+        let records = Records::new(config.records.clone()).await?;
         let functions = config.functions.clone();
+        let controllers = if config.limits {
+            match Controllers::detect() {
+                Ok(controllers) => Some(Arc::new(controllers)),
+                Err(why) => {
+                    eprintln!(
+                        "lambda-local: functions run WITHOUT Lambda's CPU share and memory limit: \
+                         {why}; every invocation record says limits: \"none\""
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let state = Arc::new(ServerState {
             config,
             functions: RwLock::default(),
             records,
             logs: Logs::default(),
+            controllers,
         });
         let app = Router::new()
             .route("/", post(sts_call))
@@ -118,6 +135,7 @@ impl LocalLambda {
                 function: name,
                 forward: config.forward_logs,
             },
+            self.state.controllers.clone(),
         );
         let arn = function.arn.clone();
         self.state

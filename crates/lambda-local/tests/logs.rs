@@ -117,7 +117,10 @@ async fn a_failed_init_says_why_with_the_last_lines_of_stderr() {
         "{log:#?}"
     );
     assert_eq!(texts(&log, LogSource::Stderr).len(), 7, "{log:#?}");
-    assert!(texts(&log, LogSource::Platform)[0].ends_with("Status: init_error"));
+    assert!(
+        texts(&log, LogSource::Platform)[0]
+            .ends_with("Status: error\tError Type: Runtime.ExitError")
+    );
     lambda.shutdown().await;
 }
 

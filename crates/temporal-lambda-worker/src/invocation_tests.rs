@@ -87,13 +87,14 @@ async fn success_polls_until_deadline_minus_buffer_then_stops_then_runs_hooks() 
             "stopped",
         ]
     );
-    // New polls stop at deadline − buffer (60 s − 7 s), less the 0.5 s the last polls may
-    // still need beyond the room the buffer leaves them (2 s − 0.5 s grace − 0.5 s margins);
-    // the worker is asked to stop once its polls have ended at the server.
-    assert_eq!(backend.at("drain polls"), 52 * SECOND + 500 * MILLISECOND);
+    // New polls stop at deadline − buffer (60 s − 7 s), less the 1 s the last polls may
+    // still need (1.5 s at the server, 0.5 s back) beyond the room the buffer leaves them
+    // (2 s − 0.5 s grace − 0.5 s margins); the worker is asked to stop once its polls have
+    // ended at the server.
+    assert_eq!(backend.at("drain polls"), 52 * SECOND);
     assert_eq!(
         backend.at("stop requested"),
-        53 * SECOND + 300 * MILLISECOND
+        52 * SECOND + 800 * MILLISECOND
     );
     assert!(summary.polls_drained);
     assert_eq!(summary.drain_ms, 800);
@@ -212,9 +213,10 @@ async fn a_connect_that_hangs_ends_within_the_work_time() {
 #[tokio::test(start_paused = true)]
 async fn connect_time_is_taken_from_the_work_time_not_the_buffer() {
     // 10 s to the deadline, 7 s buffer: 3 s of work time at entry (a warning), then the
-    // connection takes 2.5 s, leaving 0.5 s: too little, so no worker is started.
+    // connection takes 2 s, up to the moment polling would stop, leaving 1 s: too little, so no
+    // worker is started.
     let backend = FakeBackend::new(Script {
-        connect_delay: Duration::from_millis(2500),
+        connect_delay: Duration::from_millis(2000),
         ..Default::default()
     });
     let err = invoke_within(&backend, &settings(), 10 * SECOND)
@@ -287,10 +289,10 @@ async fn an_activity_ignoring_cancellation_is_abandoned_at_the_hard_bound() {
         .await
         .unwrap();
     assert_eq!(summary.shutdown, WorkerShutdown::Abandoned);
-    // Polls stop at 52.5 s, stop requested at 52.5 s (they end at once here); stop timeout 5 s;
-    // 0.5 s grace: returned at 58 s.
+    // Polls stop at 52 s, stop requested at 52 s (they end at once here); stop timeout 5 s;
+    // 0.5 s grace: returned at 57.5 s.
     assert_eq!(summary.stop_ms, 5500);
-    assert_eq!(backend.elapsed(), Duration::from_millis(58_000));
+    assert_eq!(backend.elapsed(), Duration::from_millis(57_500));
     assert!(
         *ran.lock().unwrap(),
         "hooks still run after an abandoned stop"
@@ -400,10 +402,7 @@ async fn without_idle_exit_an_idle_worker_polls_until_the_deadline() {
         .await
         .unwrap();
     assert_eq!(summary.stopped_by, StoppedBy::Deadline);
-    assert_eq!(
-        backend.at("stop requested"),
-        52 * SECOND + 500 * MILLISECOND
-    );
+    assert_eq!(backend.at("stop requested"), 52 * SECOND);
 }
 
 #[tokio::test(start_paused = true)]
@@ -474,10 +473,7 @@ async fn the_deadline_still_wins_over_a_busy_worker_with_idle_exit() {
         .await
         .unwrap();
     assert_eq!(summary.stopped_by, StoppedBy::Deadline);
-    assert_eq!(
-        backend.at("stop requested"),
-        22 * SECOND + 500 * MILLISECOND
-    );
+    assert_eq!(backend.at("stop requested"), 22 * SECOND);
 }
 
 fn hanging_hook(options: &mut Options) {
@@ -653,10 +649,10 @@ async fn polls_that_do_not_end_in_time_still_let_the_worker_stop() {
         .unwrap();
     assert!(!summary.polls_drained);
     // A deadline stop keeps the whole stop timeout (5 s), its grace and the return margins
-    // (1 s) before the deadline: polls stop at 12.5 s, the worker is stopped at 14 s at the
+    // (1 s) before the deadline: polls stop at 12 s, the worker is stopped at 14 s at the
     // latest.
     assert_eq!(backend.at("stop requested"), 14 * SECOND);
-    assert_eq!(summary.drain_ms, 1500);
+    assert_eq!(summary.drain_ms, 2000);
 
     // An idle exit, far from the deadline, waits as long as a poll can last.
     let backend = FakeBackend::new(Script {
@@ -698,11 +694,11 @@ async fn sigterm_while_polls_end_stops_the_worker_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_task_arriving_while_the_polls_end_is_processed_by_the_running_worker() {
-    // Polls stop at 12.5 s and end at the server 800 ms later; one of them brings a task at
-    // 13 s, which the worker, still running, processes (the stop then drains it).
+    // Polls stop at 12 s and end at the server 800 ms later; one of them brings a task at
+    // 12.5 s, which the worker, still running, processes (the stop then drains it).
     let backend = FakeBackend::new(Script {
         polls_end_after: 800 * MILLISECOND,
-        tasks: vec![(13 * SECOND, 2 * SECOND)],
+        tasks: vec![(12 * SECOND + 500 * MILLISECOND, 2 * SECOND)],
         ..Default::default()
     });
     let summary = invoke_within(&backend, &settings_with(|_| {}), 20 * SECOND)
@@ -712,7 +708,7 @@ async fn a_task_arriving_while_the_polls_end_is_processed_by_the_running_worker(
     assert_eq!(summary.activity_tasks, 1);
     assert_eq!(
         backend.at("stop requested"),
-        13 * SECOND + 300 * MILLISECOND
+        12 * SECOND + 800 * MILLISECOND
     );
 }
 

@@ -108,10 +108,10 @@ pub struct Options {
     /// Client options: namespace, data converter.
     pub client: ClientOptions,
     /// Time reserved before the invocation deadline for the worker's last polls to end at the
-    /// server (up to [`crate::POLL_DEADLINE`] − 1 s), for it to stop (its stop timeout and
-    /// 0.5 s of grace) and for shutdown hooks to run. Polling ends at
-    /// `deadline - shutdown_deadline_buffer`, or earlier by what the last polls need beyond the
-    /// room the buffer leaves them (0.5 s with the defaults).
+    /// server and come back (2 s: up to [`crate::POLL_DEADLINE`] − 1 s there, 0.5 s for the
+    /// way), for it to stop (its stop timeout and 0.5 s of grace) and for shutdown hooks to run.
+    /// Polling ends at `deadline - shutdown_deadline_buffer`, or earlier by what the last polls
+    /// need beyond the room the buffer leaves them (1 s with the defaults).
     ///
     /// `None` (the default): the stop timeout +
     /// [`defaults::SHUTDOWN_DEADLINE_BUFFER_BEYOND_STOP_TIMEOUT`] (2 s), so raising the stop

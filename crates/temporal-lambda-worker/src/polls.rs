@@ -57,6 +57,12 @@ pub const POLL_DEADLINE: Duration = Duration::from_millis(2_500);
 /// poll that found no task a second before its deadline.
 pub(crate) const LAST_POLL_WAIT: Duration = Duration::from_millis(1_500);
 
+/// Time for the last poll's way to the server and its answer's way back into the worker. On a
+/// small function this is not network time but CPU time: a 128 MB function gets 7 % of a CPU,
+/// in slices every 100 ms, so a throttled worker can take a few hundred milliseconds to send a
+/// poll it decided on or to see an answer; a drain planned without this lost tasks at 128 MB.
+pub(crate) const LAST_POLL_RETURN: Duration = Duration::from_millis(500);
+
 /// Methods that long-poll for tasks.
 const POLL_METHODS: [&str; 3] = [
     "PollWorkflowTaskQueue",

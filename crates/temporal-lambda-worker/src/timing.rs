@@ -7,12 +7,13 @@
 //! 1. **work**: connect (or check the kept connection), then poll until the idle exit
 //!    ([`crate::Options::idle_exit`], at least [`IDLE_EXIT_FIRST_TASK_WAIT`] before the first
 //!    task), SIGTERM, or `deadline - shutdown_deadline_buffer` [7 s], earlier by what the last
-//!    polls need beyond the room the buffer leaves them (0.5 s with the defaults). With
+//!    polls need beyond the room the buffer leaves them (1 s with the defaults). With
 //!    [`MIN_WORK_TIME`] or less to do this the invocation fails at once; below
 //!    [`LOW_WORK_TIME`] it warns.
-//! 2. **drain**: no new poll is sent; the last ones end at the server, for at most
-//!    [`crate::POLL_DEADLINE`], while the worker processes what they bring; never past the
-//!    moment the stop must begin to keep its whole length.
+//! 2. **drain**: no new poll is sent; the last ones end at the server (1.5 s after they
+//!    arrive at most) and their answers come back (0.5 s allowed: a throttled CPU is slow), for
+//!    at most [`crate::POLL_DEADLINE`], while the worker processes what they bring; never past
+//!    the moment the stop must begin to keep its whole length.
 //! 3. **stop**: the worker finishes its tasks for the stop timeout [5 s]; 0.5 s later whatever
 //!    ignored cancellation is abandoned, and never later than 0.5 s before the deadline.
 //! 4. **hooks**: the shutdown hooks, until 0.25 s before the deadline; the rest is for the
@@ -25,7 +26,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::{Error, InvocationError, defaults, polls::LAST_POLL_WAIT};
+use crate::{
+    Error, InvocationError, defaults,
+    polls::{LAST_POLL_RETURN, LAST_POLL_WAIT},
+};
 
 /// An invocation with this little work time (deadline − now − buffer) or less fails at once.
 pub const MIN_WORK_TIME: Duration = Duration::from_secs(1);
@@ -116,16 +120,17 @@ impl Timing {
     /// The instants of an invocation that must answer by `deadline` ([`Plan::work_time`] says
     /// whether it has enough time left to start).
     pub(crate) fn plan(&self, deadline: Instant) -> Plan {
-        // The last polls may wait at the server for LAST_POLL_WAIT after the last one is sent;
-        // what the buffer leaves beyond the stop covers part of that, polling stops early
-        // enough for the rest.
+        // The last polls may wait at the server for LAST_POLL_WAIT after the last one is sent,
+        // and take LAST_POLL_RETURN there and back; what the buffer leaves beyond the stop
+        // covers part of that, polling stops early enough for the rest.
         let room_for_last_polls = self.buffer.saturating_sub(self.stop_budget());
         Plan {
             timing: *self,
             deadline,
             stop_polling: earlier(
                 deadline,
-                self.buffer + LAST_POLL_WAIT.saturating_sub(room_for_last_polls),
+                self.buffer
+                    + (LAST_POLL_WAIT + LAST_POLL_RETURN).saturating_sub(room_for_last_polls),
             ),
             latest_stop: earlier(deadline, self.stop_budget()),
             hard_stop_cap: earlier(deadline, RETURN_MARGIN * 2),
@@ -231,13 +236,13 @@ mod tests {
     }
 
     #[test]
-    fn the_default_plan_polls_until_half_a_second_before_the_buffer_and_keeps_every_stop_whole() {
+    fn the_default_plan_polls_until_a_second_before_the_buffer_and_keeps_every_stop_whole() {
         let timing = defaults();
         assert_eq!(timing.buffer, ms(7_000));
         let deadline = Instant::now() + ms(30_000);
         let plan = timing.plan(deadline);
         assert_eq!(plan.work_time(deadline - ms(30_000)).unwrap(), ms(23_000));
-        assert_eq!(plan.stop_polling, deadline - ms(7_500));
+        assert_eq!(plan.stop_polling, deadline - ms(8_000));
         assert_eq!(plan.hooks_end, deadline - ms(250));
         // A deadline stop: the drain ends with the poll deadline or 6 s before the deadline,
         // and the stop keeps its 5 s and 0.5 s of grace.
@@ -260,10 +265,10 @@ mod tests {
         assert_eq!(plan.stop_polling, deadline - ms(10_000));
         assert_eq!(plan.drain_by(plan.stop_polling), deadline - ms(7_500));
         // The smallest buffer allowed leaves no room: polling stops the whole last-poll wait
-        // earlier.
+        // and return earlier.
         let tight = Timing::new(ms(5_000), Some(ms(6_000)), None).unwrap();
         let plan = tight.plan(deadline);
-        assert_eq!(plan.stop_polling, deadline - ms(7_500));
+        assert_eq!(plan.stop_polling, deadline - ms(8_000));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::{
 };
 
 use lambda_local::{
-    Config, FunctionConfig, InvocationRecord, LocalLambda, Outcome, RoleConfig,
+    Config, FunctionConfig, InvocationRecord, Limits, LocalLambda, Outcome, RoleConfig,
     temporal::{DevServer, default_tools_dir, find_or_install_cli, verbose},
 };
 use temporalio_client::{
@@ -127,13 +127,16 @@ impl Shared {
         std::panic::resume_unwind(panic);
     }
 
-    /// The invocation records of one function.
+    /// The invocation records of one function (each ran with Lambda's limits, or this panics).
     pub fn records(&self, function: &str) -> Vec<InvocationRecord> {
-        self.lambda
+        let records: Vec<_> = self
+            .lambda
             .records()
             .into_iter()
             .filter(|r| r.function_name == function)
-            .collect()
+            .collect();
+        assert_ran_limited(&records);
+        records
     }
 }
 
@@ -508,9 +511,23 @@ pub fn wait_until(what: &str, patience: Duration, mut done: impl FnMut() -> bool
     }
 }
 
+/// Panics unless every invocation ran with its memory size's CPU share and memory limit, as on
+/// Lambda: a test that passes on a whole unthrottled host proves nothing about Lambda.
+pub fn assert_ran_limited(records: &[InvocationRecord]) {
+    if let Some(r) = records.iter().find(|r| r.limits != Limits::Cgroup) {
+        panic!(
+            "invocation {} ran without Lambda's CPU share and memory limit (limits: {:?}): run \
+             the tests as root on a host with the cgroup v1 cpu and memory controllers \
+             (lambda-local said why at start)",
+            r.request_id, r.limits
+        );
+    }
+}
+
 /// Panics unless every record ended by its deadline and well inside the function timeout
-/// (`Timeout` is the outcome of an environment killed at its deadline).
+/// (`Timeout` is the outcome of an environment killed at its deadline), limited as on Lambda.
 pub fn assert_within_deadlines(records: &[InvocationRecord], timeout: Duration) {
+    assert_ran_limited(records);
     for r in records {
         assert_ne!(r.outcome, Outcome::Timeout, "killed at the timeout: {r:?}");
         assert_ne!(r.outcome, Outcome::Crashed, "the process died: {r:?}");

@@ -10,15 +10,36 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A Lambda function in Python: prints on both streams at init and per event, answers `"ok"`
 /// (or, for `{"respond_bytes": n}`, a JSON string of `n` bytes with its quotes), and dies with
-/// status 7 on an event `{"crash": true}` after saying why on stderr. With
+/// status 7 on an event `{"crash": true}` after saying why on stderr. `{"spin_s": s,
+/// "processes": n}` keeps n processes busy for s seconds and answers the CPU time they got
+/// (`{"cpu_s": .., "wall_s": ..}`); `{"allocate_mb": n}` touches n MB before answering. With
 /// `SIGTERM_EXIT_MS` set, it takes that long to exit on SIGTERM (a runtime flushing at shutdown).
 pub const PYTHON_FUNCTION: &str = r#"
-import json, os, signal, sys, time, urllib.error, urllib.request
+import json, os, resource, signal, sys, time, urllib.error, urllib.request
 if "SIGTERM_EXIT_MS" in os.environ:
     def exit_slowly(*_):
         time.sleep(int(os.environ["SIGTERM_EXIT_MS"]) / 1000)
         os._exit(0)
     signal.signal(signal.SIGTERM, exit_slowly)
+def cpu_seconds():
+    usages = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(usage.ru_utime + usage.ru_stime for usage in usages)
+def spin(seconds, processes):
+    before, started = cpu_seconds(), time.monotonic()
+    def burn():
+        while time.monotonic() < started + seconds:
+            pass
+    children = []
+    for _ in range(processes - 1):
+        child = os.fork()
+        if child == 0:
+            burn()
+            os._exit(0)
+        children.append(child)
+    burn()
+    for child in children:
+        os.waitpid(child, 0)
+    return {"cpu_s": cpu_seconds() - before, "wall_s": time.monotonic() - started}
 api = os.environ["AWS_LAMBDA_RUNTIME_API"]
 print("init on stdout, runtime api at " + api, flush=True)
 print("init on stderr", file=sys.stderr, flush=True)
@@ -35,6 +56,11 @@ while True:
     answer = b'"ok"'
     if isinstance(event, dict) and "respond_bytes" in event:
         answer = b'"' + b"x" * (event["respond_bytes"] - 2) + b'"'
+    if isinstance(event, dict) and "spin_s" in event:
+        answer = json.dumps(spin(event["spin_s"], event.get("processes", 1))).encode()
+    if isinstance(event, dict) and "allocate_mb" in event:
+        held = b"x" * (event["allocate_mb"] << 20)
+        del held
     try:
         urllib.request.urlopen(urllib.request.Request(url, data=answer, method="POST")).read()
     except urllib.error.HTTPError as refused:
@@ -64,16 +90,21 @@ pub fn shell_function(name: &str, script: &str) -> FunctionConfig {
 }
 
 pub async fn start() -> LocalLambda {
+    start_with(|_| {}).await
+}
+
+/// [`start`] with changes to the configuration.
+pub async fn start_with(change: impl FnOnce(&mut Config)) -> LocalLambda {
     let role = RoleConfig {
         arn: "arn:aws:iam::123456789012:role/r".to_owned(),
         external_id: "x".to_owned(),
     };
-    LocalLambda::start(Config {
+    let mut config = Config {
         forward_logs: false,
         ..Config::new(role)
-    })
-    .await
-    .unwrap()
+    };
+    change(&mut config);
+    LocalLambda::start(config).await.unwrap()
 }
 
 /// One HTTP/1.1 exchange with the environment: the status, the lower-cased head and the body.
