@@ -38,6 +38,30 @@ impl OutlivesTimeoutWorkflow {
     }
 }
 
+/// Runs one activity that, on its first attempt, allocates more memory than a small function
+/// has (`mb` megabytes), so the kernel kills the environment running it; a retry returns its
+/// attempt number.
+#[workflow]
+#[derive(Default)]
+pub struct OutOfMemoryWorkflow;
+
+#[workflow_methods]
+impl OutOfMemoryWorkflow {
+    /// A short start-to-close timeout: the attempt that died with its environment is retried
+    /// soon after.
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, mb: u64) -> WorkflowResult<u32> {
+        let attempt = ctx
+            .execute_activity(
+                MisbehavingActivities::allocates_on_first_attempt,
+                mb,
+                ActivityOptions::start_to_close_timeout(Duration::from_secs(5)),
+            )
+            .await?;
+        Ok(attempt)
+    }
+}
+
 /// Runs `steps` activities one after the other, each sleeping `step_ms`; returns the sum of
 /// their step numbers (`1 + 2 + ... + steps`), so a lost or repeated step changes the result
 /// only if the history does too.
@@ -251,6 +275,23 @@ impl MisbehavingActivities {
         let attempt = ctx.info().attempt;
         if attempt == 1 {
             tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        Ok(attempt)
+    }
+
+    /// On its first attempt, fills `mb` megabytes and holds them for an hour; later attempts
+    /// return their attempt number at once.
+    #[activity(name = "allocates_on_first_attempt")]
+    pub async fn allocates_on_first_attempt(
+        ctx: ActivityContext,
+        mb: u64,
+    ) -> Result<u32, ActivityError> {
+        let attempt = ctx.info().attempt;
+        if attempt == 1 {
+            // Written, not just reserved, so every page is resident.
+            let held = std::hint::black_box(vec![1u8; (mb as usize) << 20]);
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(held);
         }
         Ok(attempt)
     }

@@ -10,7 +10,7 @@ use std::{
 
 mod common;
 
-use e2e_tests::{ApprovalWorkflow, OutlivesTimeoutWorkflow};
+use e2e_tests::{ApprovalWorkflow, OutOfMemoryWorkflow, OutlivesTimeoutWorkflow};
 use greeting::GreetingWorkflow;
 use lambda_local::{FunctionConfig, Outcome, RoleConfig};
 use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
@@ -197,6 +197,62 @@ fn twenty_workflows_at_once_complete_within_the_concurrency_limit_reusing_warm_e
     );
     let tasks: u64 = records.iter().filter_map(|r| r.activity_tasks).sum();
     assert_eq!(tasks, 40, "each activity ran exactly once: {records:?}");
+}
+
+#[test]
+fn an_activity_going_over_the_memory_size_kills_the_environment_and_a_retry_completes_the_workflow()
+{
+    let fixture = fixture();
+    // 128 MB, Lambda's smallest size and the default; the first attempt fills 256 MB.
+    let task_queue = fixture.deploy("oom-e2e", "build-1", 12, 2);
+    let (attempt, history) = fixture.run(async move {
+        let client = fixture.client().await;
+        let handle = client
+            .start_workflow(
+                OutOfMemoryWorkflow::run,
+                256,
+                WorkflowStartOptions::new(task_queue, "oom-e2e-1").build(),
+            )
+            .await
+            .unwrap();
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(120),
+            handle.get_result(WorkflowGetResultOptions::default()),
+        )
+        .await
+        .expect("the workflow completed")
+        .unwrap();
+        (attempt, common::History::fetch(&client, "oom-e2e-1").await)
+    });
+    // The first attempt died with its environment and is retried after its start-to-close
+    // timeout; as with a kill at the timeout, the second may have been handed to the dead
+    // environment's open poll, so 2 or 3. Nothing else waited for a timeout.
+    assert!(
+        (2..=3).contains(&attempt),
+        "the activity completed on a retry, not attempt {attempt}"
+    );
+    common::assert_no_timeout_waits(&[history], &[("allocates_on_first_attempt", attempt)]);
+    common::wait_until("the invocations ended", Duration::from_secs(60), || {
+        fixture.lambda.in_flight("oom-e2e") == 0
+    });
+    let records = fixture.records("oom-e2e");
+    let (killed, others): (Vec<_>, Vec<_>) = records
+        .iter()
+        .partition(|r| r.error_type.as_deref() == Some("Runtime.OutOfMemory"));
+    assert_eq!(killed.len(), 1, "{records:?}");
+    let killed = killed[0];
+    assert_eq!(killed.outcome, Outcome::Crashed, "{killed:?}");
+    assert_eq!(killed.max_memory_used_mb, 128, "{killed:?}");
+    assert!(
+        others.iter().all(|r| r.outcome == Outcome::Success),
+        "{records:?}"
+    );
+    assert!(
+        others
+            .iter()
+            .any(|r| r.started_at_ms > killed.started_at_ms && r.environment != killed.environment),
+        "a new environment ran the retry: {records:?}"
+    );
 }
 
 #[test]

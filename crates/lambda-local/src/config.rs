@@ -73,6 +73,21 @@ pub struct FunctionConfig {
     /// Environment variables of the function, on top of Lambda's.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The function has an extension (a layer such as the ADOT collector). Lambda's shutdown
+    /// phase sends the runtime SIGTERM only then; without one, the environment is just stopped.
+    #[serde(default)]
+    pub extension: bool,
+    /// The handler setting (`_HANDLER`); custom runtimes may ignore it.
+    #[serde(default = "default_handler")]
+    pub handler: String,
+    /// Lambda's logging configuration: `Text` or `JSON`. Unset (as for a function that never
+    /// set one), the function is not told; set, it gets `AWS_LAMBDA_LOG_FORMAT`.
+    #[serde(default)]
+    pub log_format: Option<String>,
+    /// The application log level of the `JSON` format (`AWS_LAMBDA_LOG_LEVEL`): TRACE, DEBUG,
+    /// INFO (Lambda's default), WARN, ERROR or FATAL.
+    #[serde(default)]
+    pub log_level: Option<String>,
 }
 
 impl FunctionConfig {
@@ -91,6 +106,10 @@ impl FunctionConfig {
             memory_mb: default_memory(),
             concurrency: default_concurrency(),
             env: BTreeMap::new(),
+            extension: false,
+            handler: default_handler(),
+            log_format: None,
+            log_level: None,
         }
     }
 
@@ -123,6 +142,27 @@ impl FunctionConfig {
         }
         if self.concurrency == 0 {
             return Err(format!("function {name}: concurrency must be at least 1"));
+        }
+        if let Some(format) = self.log_format.as_deref()
+            && !["Text", "JSON"].contains(&format)
+        {
+            return Err(format!(
+                "function {name}: log_format '{format}': use Text or JSON, as Lambda does"
+            ));
+        }
+        if let Some(level) = self.log_level.as_deref() {
+            if self.log_format.as_deref() != Some("JSON") {
+                return Err(format!(
+                    "function {name}: log_level needs log_format = \"JSON\" (Lambda sets \
+                     application log levels for the JSON format only)"
+                ));
+            }
+            if !LOG_LEVELS.contains(&level) {
+                return Err(format!(
+                    "function {name}: log_level '{level}': use one of {}",
+                    LOG_LEVELS.join(", ")
+                ));
+            }
         }
         Ok(())
     }
@@ -184,6 +224,11 @@ fn default_timeout() -> Duration {
 fn default_memory() -> u32 {
     128
 }
+fn default_handler() -> String {
+    "bootstrap".to_owned()
+}
+/// Lambda's application log levels.
+const LOG_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 fn default_concurrency() -> u32 {
     10
 }
@@ -260,6 +305,31 @@ mod tests {
                 .unwrap_err()
                 .contains("command is empty")
         );
+        function.command.push("b".into());
+        function.log_level = Some("INFO".into());
+        assert!(
+            function
+                .validate()
+                .unwrap_err()
+                .contains("needs log_format")
+        );
+        function.log_format = Some("json".into());
+        assert!(
+            function
+                .validate()
+                .unwrap_err()
+                .contains("use Text or JSON")
+        );
+        function.log_format = Some("JSON".into());
+        function.log_level = Some("VERBOSE".into());
+        assert!(
+            function
+                .validate()
+                .unwrap_err()
+                .contains("use one of TRACE")
+        );
+        function.log_level = Some("FATAL".into());
+        assert!(function.validate().is_ok());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::{
     arn,
     pool::{Function, InvocationType, Reply},
+    runtime_api::CallerContext,
     server::ServerState,
 };
 
@@ -132,6 +133,48 @@ pub(crate) async fn get_function(
     .into_response()
 }
 
+/// The client context (`X-Amz-Client-Context`, base64-encoded JSON) and Cognito identity
+/// (`X-Amz-Cognito-Identity`, JSON) the caller passed, for the function's context object.
+fn caller_context(headers: &HeaderMap) -> Result<CallerContext, String> {
+    use base64::Engine;
+    let header = |name: &str| -> Result<Option<String>, String> {
+        headers
+            .get(name)
+            .map(|value| {
+                value
+                    .to_str()
+                    .map(str::to_owned)
+                    .map_err(|_| format!("{name}: use printable ASCII"))
+            })
+            .transpose()
+    };
+    let client_context = header("x-amz-client-context")?
+        .map(|encoded| {
+            let json = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .filter(|json| serde_json::from_str::<serde::de::IgnoredAny>(json).is_ok());
+            json.ok_or_else(|| "X-Amz-Client-Context: give a base64-encoded JSON object".to_owned())
+        })
+        .transpose()?;
+    let cognito_identity = header("x-amz-cognito-identity")?
+        .map(|json| {
+            serde_json::from_str::<serde::de::IgnoredAny>(&json)
+                .map(|_| json)
+                .map_err(|_| {
+                    "X-Amz-Cognito-Identity: give a JSON object with cognitoIdentityId \
+                              and cognitoIdentityPoolId"
+                        .to_owned()
+                })
+        })
+        .transpose()?;
+    Ok(CallerContext {
+        client_context,
+        cognito_identity,
+    })
+}
+
 pub(crate) async fn invoke(
     state: &ServerState,
     identifier: &str,
@@ -177,12 +220,22 @@ pub(crate) async fn invoke(
             "Could not parse request body into json: the payload must be JSON",
         );
     }
+    let caller = match caller_context(headers) {
+        Ok(caller) => caller,
+        Err(message) => {
+            return lambda_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValueException",
+                &message,
+            );
+        }
+    };
     match invocation_type {
         InvocationType::Event => {
-            let request_id = function.enqueue(payload, invoked);
+            let request_id = function.enqueue(payload, invoked, caller);
             (StatusCode::ACCEPTED, [("x-amzn-requestid", request_id)]).into_response()
         }
-        InvocationType::RequestResponse => match function.invoke(payload, invoked).await {
+        InvocationType::RequestResponse => match function.invoke(payload, invoked, caller).await {
             None => lambda_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequestsException",

@@ -19,7 +19,7 @@ use crate::{
     limits::{Controllers, Limits},
     logs::LogSink,
     record::{InvocationRecord, Outcome, Records},
-    runtime_api::{Answer, Event},
+    runtime_api::{Answer, CallerContext, Event},
     sandbox::{Ending, InitFailure, Sandbox, terminate},
 };
 
@@ -64,6 +64,7 @@ struct Queued {
     request_id: String,
     payload: Bytes,
     invoked_arn: String,
+    caller: CallerContext,
     received_at: SystemTime,
 }
 
@@ -132,13 +133,19 @@ impl Function {
     }
 
     /// Queues an asynchronous invocation and returns its request id.
-    pub(crate) fn enqueue(&self, payload: Bytes, invoked_arn: String) -> String {
+    pub(crate) fn enqueue(
+        &self,
+        payload: Bytes,
+        invoked_arn: String,
+        caller: CallerContext,
+    ) -> String {
         let request_id = uuid::Uuid::new_v4().to_string();
         self.queued.fetch_add(1, Ordering::Relaxed);
         let _ = self.queue.send(Queued {
             request_id: request_id.clone(),
             payload,
             invoked_arn,
+            caller,
             received_at: SystemTime::now(),
         });
         request_id
@@ -155,12 +162,14 @@ impl Function {
         &self,
         payload: Bytes,
         invoked_arn: String,
+        caller: CallerContext,
     ) -> Option<(InvocationRecord, Reply)> {
         let permit = Arc::clone(&self.permits).try_acquire_owned().ok()?;
         let queued = Queued {
             request_id: uuid::Uuid::new_v4().to_string(),
             payload,
             invoked_arn,
+            caller,
             received_at: SystemTime::now(),
         };
         Some(
@@ -254,6 +263,7 @@ impl Function {
             request_id,
             payload,
             invoked_arn,
+            caller,
             received_at,
         } = queued;
         // Lambda delivers `{}` for an empty payload.
@@ -270,6 +280,7 @@ impl Function {
             deadline_ms: epoch_ms(deadline),
             function_arn: invoked_arn,
             trace_id: trace_id(),
+            caller,
         };
         self.logs.platform_line(
             sandbox.id,
@@ -450,6 +461,12 @@ impl Function {
         let live: Vec<(u32, i32)> = std::mem::take(&mut *self.live_environments())
             .into_iter()
             .collect();
+        // Lambda signals the runtime only when the function has an extension.
+        let limit = if self.config.extension {
+            Some(limit)
+        } else {
+            None
+        };
         let signalled: Vec<_> = live
             .into_iter()
             .map(|(id, pid)| (id, tokio::spawn(terminate(pid, limit))))
@@ -469,6 +486,20 @@ impl Function {
     }
 }
 
+/// Placeholder credentials of the execution role, shaped like the temporary ones Lambda gives
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`); they open nothing.
+const ROLE_CREDENTIALS: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "ASIALAMBDALOCALEXAMPLE"),
+    (
+        "AWS_SECRET_ACCESS_KEY",
+        "lambda-local-placeholder-secret-access-key",
+    ),
+    (
+        "AWS_SESSION_TOKEN",
+        "lambda-local-placeholder-session-token",
+    ),
+];
+
 /// The variables Lambda sets for every function, then the function's own.
 fn lambda_environment(config: &FunctionConfig, region: &str) -> Vec<(String, String)> {
     let task_root = config.task_root.display().to_string();
@@ -486,8 +517,14 @@ fn lambda_environment(config: &FunctionConfig, region: &str) -> Vec<(String, Str
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
         ("AWS_REGION", region.to_owned()),
         ("AWS_DEFAULT_REGION", region.to_owned()),
-        ("LAMBDA_TASK_ROOT", task_root.clone()),
-        ("LAMBDA_RUNTIME_DIR", task_root),
+        ("LAMBDA_TASK_ROOT", task_root),
+        ("LAMBDA_RUNTIME_DIR", "/var/runtime".to_owned()),
+        ("_HANDLER", config.handler.clone()),
+        // X-Ray's daemon address as Lambda gives it, on loopback here (nothing listens).
+        ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:2000".to_owned()),
+        ("_AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1".to_owned()),
+        ("_AWS_XRAY_DAEMON_PORT", "2000".to_owned()),
+        ("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR".to_owned()),
         ("TZ", ":UTC".to_owned()),
         ("LANG", "en_US.UTF-8".to_owned()),
         // The host's PATH, so interpreters of other runtimes (python3, node) resolve.
@@ -497,6 +534,20 @@ fn lambda_environment(config: &FunctionConfig, region: &str) -> Vec<(String, Str
         ),
     ]
     .into_iter()
+    .chain(ROLE_CREDENTIALS.map(|(k, v)| (k, v.to_owned())))
+    .chain(
+        config
+            .log_format
+            .iter()
+            .map(|format| ("AWS_LAMBDA_LOG_FORMAT", format.clone())),
+    )
+    .chain((config.log_format.as_deref() == Some("JSON")).then(|| {
+        let level = config.log_level.clone();
+        (
+            "AWS_LAMBDA_LOG_LEVEL",
+            level.unwrap_or_else(|| "INFO".to_owned()),
+        )
+    }))
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     for (key, value) in &config.env {
@@ -558,6 +609,35 @@ mod tests {
         assert_eq!(env["LAMBDA_TASK_ROOT"], "/task");
         assert_eq!(env["AWS_REGION"], "eu-west-1");
         assert_eq!(env["TEMPORAL_ADDRESS"], "h:1");
+        // As Lambda's provided runtimes have them (the RIE reserves the same names).
+        assert_eq!(env["_HANDLER"], "bootstrap");
+        assert_eq!(env["LAMBDA_RUNTIME_DIR"], "/var/runtime");
+        assert_eq!(env["AWS_XRAY_DAEMON_ADDRESS"], "127.0.0.1:2000");
+        assert_eq!(env["AWS_XRAY_CONTEXT_MISSING"], "LOG_ERROR");
+        assert!(env["AWS_ACCESS_KEY_ID"].starts_with("ASIA"));
+        assert!(!env["AWS_SESSION_TOKEN"].is_empty());
+        // No log format set: the function is not told one.
+        assert!(!env.contains_key("AWS_LAMBDA_LOG_FORMAT"));
+        assert!(!env.contains_key("AWS_LAMBDA_LOG_LEVEL"));
+    }
+
+    #[test]
+    fn a_json_log_format_comes_with_its_application_log_level() {
+        let mut config = FunctionConfig::new("f", vec!["b".into()], "/task");
+        config.log_format = Some("JSON".into());
+        let env = |config: &FunctionConfig| -> std::collections::HashMap<_, _> {
+            lambda_environment(config, "us-east-1")
+                .into_iter()
+                .collect()
+        };
+        assert_eq!(env(&config)["AWS_LAMBDA_LOG_FORMAT"], "JSON");
+        assert_eq!(env(&config)["AWS_LAMBDA_LOG_LEVEL"], "INFO");
+        config.log_level = Some("WARN".into());
+        assert_eq!(env(&config)["AWS_LAMBDA_LOG_LEVEL"], "WARN");
+        config.log_format = Some("Text".into());
+        config.log_level = None;
+        assert_eq!(env(&config)["AWS_LAMBDA_LOG_FORMAT"], "Text");
+        assert!(!env(&config).contains_key("AWS_LAMBDA_LOG_LEVEL"));
     }
 
     #[test]

@@ -23,6 +23,16 @@ pub(crate) struct Event {
     pub(crate) deadline_ms: u64,
     pub(crate) function_arn: String,
     pub(crate) trace_id: String,
+    pub(crate) caller: CallerContext,
+}
+
+/// What the caller of `Invoke` passed for the function's context object.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CallerContext {
+    /// `X-Amz-Client-Context`, decoded from base64 (the runtime gets the JSON itself).
+    pub(crate) client_context: Option<String>,
+    /// `X-Amz-Cognito-Identity`: JSON with `cognitoIdentityId` and `cognitoIdentityPoolId`.
+    pub(crate) cognito_identity: Option<String>,
 }
 
 /// An event on its way to the function, with the channels that report back.
@@ -140,6 +150,12 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
     set("lambda-runtime-deadline-ms", &event.deadline_ms.to_string());
     set("lambda-runtime-invoked-function-arn", &event.function_arn);
     set("lambda-runtime-trace-id", &event.trace_id);
+    if let Some(context) = &event.caller.client_context {
+        set("lambda-runtime-client-context", context);
+    }
+    if let Some(identity) = &event.caller.cognito_identity {
+        set("lambda-runtime-cognito-identity", identity);
+    }
     set("content-type", "application/json");
     (StatusCode::OK, headers, event.payload).into_response()
 }
@@ -288,6 +304,7 @@ mod tests {
                 deadline_ms: 1234,
                 function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f:1".to_owned(),
                 trace_id: "Root=1-0-0".to_owned(),
+                caller: CallerContext::default(),
             },
             picked_up,
             answer,

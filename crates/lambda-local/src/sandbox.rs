@@ -302,9 +302,14 @@ fn signal_group(pid: i32, signal: libc::c_int) {
 }
 
 /// Lambda's shutdown phase for the environment whose function process is `pid`, busy or frozen:
-/// SIGTERM, then SIGKILL if the process has not exited within `limit`. Returns how long it took
-/// to exit, or `None` when it had to be killed.
-pub(crate) async fn terminate(pid: i32, limit: Duration) -> Option<Duration> {
+/// SIGTERM, then SIGKILL if the process has not exited within `limit`; with no limit (a function
+/// without extensions), SIGKILL at once. Returns how long it took to exit, or `None` when it had
+/// to be killed.
+pub(crate) async fn terminate(pid: i32, limit: Option<Duration>) -> Option<Duration> {
+    let Some(limit) = limit else {
+        signal_group(pid, libc::SIGKILL);
+        return None;
+    };
     let started = Instant::now();
     signal_group(pid, libc::SIGCONT);
     signal_group(pid, libc::SIGTERM);
@@ -467,7 +472,7 @@ mod tests {
         };
         let mut polite = spawn("sleep 30");
         let pid = polite.id().unwrap() as i32;
-        let took = terminate(pid, Duration::from_millis(500)).await;
+        let took = terminate(pid, Some(Duration::from_millis(500))).await;
         assert!(
             took.is_some_and(|t| t < Duration::from_millis(500)),
             "{took:?}"
@@ -477,7 +482,7 @@ mod tests {
         let mut stubborn = spawn("trap '' TERM; sleep 30 & wait; sleep 30");
         let pid = stubborn.id().unwrap() as i32;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(terminate(pid, Duration::from_millis(300)).await, None);
+        assert_eq!(terminate(pid, Some(Duration::from_millis(300))).await, None);
         let status = stubborn.wait().await.unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGKILL));

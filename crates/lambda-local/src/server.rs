@@ -193,10 +193,10 @@ impl LocalLambda {
     }
 
     /// Retires every execution environment of a function, busy or frozen, as Lambda does when it
-    /// shuts environments down: SIGTERM to each, then SIGKILL to any still running after
-    /// [`SHUTDOWN_LIMIT`]. (Lambda sends the SIGTERM only to runtimes of functions with
-    /// extensions; without one it just stops them.) An invocation in progress ends with the
-    /// process.
+    /// shuts environments down: for a function with an extension ([`FunctionConfig::extension`]),
+    /// SIGTERM to each, then SIGKILL to any still running after [`SHUTDOWN_LIMIT`]; without one,
+    /// SIGKILL at once, as Lambda sends the runtime no SIGTERM then. An invocation in progress
+    /// ends with the process.
     pub async fn retire_environments(&self, function: &str) -> Vec<Retirement> {
         match self.state.function(function) {
             Some(function) => function.retire(SHUTDOWN_LIMIT).await,

@@ -11,7 +11,7 @@
 
 use e2e_tests::{
     ApprovalActivities, ApprovalWorkflow, MisbehavingActivities, MisbehavingWorkflow,
-    OutlivesTimeoutWorkflow, SlowActivities, StepsWorkflow,
+    OutOfMemoryWorkflow, OutlivesTimeoutWorkflow, SlowActivities, StepsWorkflow,
 };
 use temporal_lambda_worker::{Version, VersioningBehavior, run_worker};
 
@@ -55,6 +55,7 @@ fn main() {
         options.register_workflow_with_behavior::<StepsWorkflow>(behavior)?;
         options.register_workflow_with_behavior::<MisbehavingWorkflow>(behavior)?;
         options.register_workflow_with_behavior::<ApprovalWorkflow>(behavior)?;
+        options.register_workflow_with_behavior::<OutOfMemoryWorkflow>(behavior)?;
         options.register_activities(SlowActivities);
         options.register_activities(MisbehavingActivities);
         options.register_activities(ApprovalActivities);

@@ -168,6 +168,9 @@ pub fn test_worker(
     );
     function.timeout = Duration::from_secs(timeout_secs);
     function.concurrency = concurrency;
+    // As deployed with the ADOT layer: an extension, so Lambda's shutdown phase sends the worker
+    // SIGTERM (without one the environment is just killed, and there is nothing to test).
+    function.extension = true;
     for (key, value) in [
         ("TEMPORAL_ADDRESS", temporal_address),
         ("TEMPORAL_TASK_QUEUE", &format!("{name}-tq")),

@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// (or, for `{"respond_bytes": n}`, a JSON string of `n` bytes with its quotes), and dies with
 /// status 7 on an event `{"crash": true}` after saying why on stderr. `{"spin_s": s,
 /// "processes": n}` keeps n processes busy for s seconds and answers the CPU time they got
-/// (`{"cpu_s": .., "wall_s": ..}`); `{"allocate_mb": n}` touches n MB before answering. With
+/// (`{"cpu_s": .., "wall_s": ..}`); `{"allocate_mb": n}` touches n MB before answering;
+/// `{"echo_context": true}` answers the client context and Cognito identity headers it got. With
 /// `SIGTERM_EXIT_MS` set, it takes that long to exit on SIGTERM (a runtime flushing at shutdown).
 pub const PYTHON_FUNCTION: &str = r#"
 import json, os, resource, signal, sys, time, urllib.error, urllib.request
@@ -46,6 +47,8 @@ print("init on stderr", file=sys.stderr, flush=True)
 while True:
     with urllib.request.urlopen("http://" + api + "/2018-06-01/runtime/invocation/next") as r:
         request_id = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        context = {name: r.headers.get("Lambda-Runtime-" + name)
+                   for name in ("Client-Context", "Cognito-Identity")}
         event = json.loads(r.read())
     print("handling " + request_id + " on stdout", flush=True)
     print("handling " + request_id + " on stderr", file=sys.stderr, flush=True)
@@ -58,6 +61,8 @@ while True:
         answer = b'"' + b"x" * (event["respond_bytes"] - 2) + b'"'
     if isinstance(event, dict) and "spin_s" in event:
         answer = json.dumps(spin(event["spin_s"], event.get("processes", 1))).encode()
+    if isinstance(event, dict) and event.get("echo_context"):
+        answer = json.dumps(context).encode()
     if isinstance(event, dict) and "allocate_mb" in event:
         held = b"x" * (event["allocate_mb"] << 20)
         del held
