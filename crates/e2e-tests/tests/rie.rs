@@ -4,7 +4,9 @@
 //!
 //! Where the RIE differs from Lambda (and from lambda-local), the product must still work: it
 //! delivers an empty body for an invoke without payload, and it answers a failed init with
-//! whatever the runtime reported to `/runtime/init/error`.
+//! whatever the runtime reported to `/runtime/init/error`. Where the two must agree, the same
+//! assertions ([`agree_on_the_contract`]) run against both: the RIE, and lambda-local invoked
+//! directly (with its CPU share and memory limit; the RIE has neither).
 
 use std::{
     net::TcpListener,
@@ -16,7 +18,10 @@ use std::{
 mod common;
 
 use greeting::GreetingWorkflow;
-use lambda_local::temporal::{DevServer, default_tools_dir, find_or_install_cli};
+use lambda_local::{
+    Config, FunctionConfig, LocalLambda,
+    temporal::{DevServer, default_tools_dir, find_or_install_cli},
+};
 use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
 
 const RIE_MODULE: &str = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie";
@@ -83,10 +88,31 @@ impl Rie {
         });
         rie
     }
+}
+
+/// Where the bootstrap runs and is invoked directly: the RIE, or lambda-local.
+trait Referee {
+    /// The address whose [`INVOKE`] path invokes the function.
+    fn address(&self) -> &str;
 
     /// Invokes the function; the status and the body.
     fn invoke(&self, payload: &str) -> (u16, String) {
-        common::http(&self.address, "POST", INVOKE, payload)
+        common::http(self.address(), "POST", INVOKE, payload)
+    }
+}
+
+impl Referee for Rie {
+    fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+/// lambda-local, serving `test-worker` as function `function` (the RIE's name for it).
+struct LocalReferee(String);
+
+impl Referee for LocalReferee {
+    fn address(&self) -> &str {
+        &self.0
     }
 }
 
@@ -97,24 +123,39 @@ impl Drop for Rie {
     }
 }
 
-#[test]
-fn under_aws_runtime_interface_emulator_the_bootstrap_serves_fails_clearly_and_completes_work() {
+/// Starts a referee running `test-worker` with a function timeout and the worker's environment.
+type StartReferee<'a> = dyn Fn(Duration, &[(&str, &str)]) -> Box<dyn Referee> + 'a;
+
+fn dev_server() -> (tokio::runtime::Runtime, DevServer) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime.block_on(async {
         let cli = find_or_install_cli(&default_tools_dir()).await.unwrap();
         DevServer::start(&cli, &[]).await.unwrap()
     });
+    (runtime, server)
+}
+
+/// What Lambda, the RIE and lambda-local must agree on, for the worker polling as deployment
+/// `name`: an invoke without payload, a workflow completed through a warm invocation, a timeout
+/// too short to work in, a misconfiguration whose reason reaches the caller.
+fn agree_on_the_contract(
+    runtime: &tokio::runtime::Runtime,
+    server: &DevServer,
+    name: &str,
+    start: &StartReferee,
+) {
+    let task_queue = format!("{name}-tq");
     let worker_env = [
         ("TEMPORAL_ADDRESS", server.address.as_str()),
-        ("TEMPORAL_TASK_QUEUE", "rie-tq"),
-        ("TEST_WORKER_DEPLOYMENT", "rie"),
+        ("TEMPORAL_TASK_QUEUE", task_queue.as_str()),
+        ("TEST_WORKER_DEPLOYMENT", name),
         ("TEST_WORKER_BUILD_ID", "build-1"),
     ];
 
-    // An invoke without payload (the RIE delivers an empty body): the worker polls, finds
-    // nothing, and leaves on the idle exit. Its polls register the version.
-    let rie = Rie::start(Duration::from_secs(30), &worker_env);
-    let (status, body) = rie.invoke("");
+    // An invoke without payload (the RIE delivers an empty body, lambda-local `{}`): the worker
+    // polls, finds nothing, and leaves on the idle exit. Its polls register the version.
+    let referee = start(Duration::from_secs(30), &worker_env);
+    let (status, body) = referee.invoke("");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""stopped_by":"idle""#), "{body}");
     assert!(body.contains(r#""connection":"new""#), "{body}");
@@ -122,54 +163,55 @@ fn under_aws_runtime_interface_emulator_the_bootstrap_serves_fails_clearly_and_c
     // A workflow completes through the next, warm invocation, on the kept connection, with no
     // task waiting for a timeout.
     let started = Instant::now();
+    let workflow_id = format!("{name}-greeting");
     runtime.block_on(async {
         server
-            .set_current_version("rie", "build-1", Duration::from_secs(30))
+            .set_current_version(name, "build-1", Duration::from_secs(30))
             .await
             .unwrap();
         let client = common::client(&server.address).await;
         client
             .start_workflow(
                 GreetingWorkflow::run,
-                "RIE".to_owned(),
-                WorkflowStartOptions::new("rie-tq", "rie-greeting").build(),
+                name.to_owned(),
+                WorkflowStartOptions::new(task_queue.as_str(), workflow_id.as_str()).build(),
             )
             .await
             .unwrap();
     });
-    let (status, body) = rie.invoke("{}");
+    let (status, body) = referee.invoke("{}");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""connection":"reused""#), "{body}");
     assert!(!body.contains(r#""workflow_tasks":0"#), "{body}");
     runtime.block_on(async {
         let client = common::client(&server.address).await;
         let result: String = client
-            .get_workflow_handle::<GreetingWorkflow>("rie-greeting")
+            .get_workflow_handle::<GreetingWorkflow>(&workflow_id)
             .get_result(WorkflowGetResultOptions::default())
             .await
             .unwrap();
-        assert_eq!(result, "Hello, RIE!");
-        let history = common::History::fetch(&client, "rie-greeting").await;
+        assert_eq!(result, format!("Hello, {name}!"));
+        let history = common::History::fetch(&client, &workflow_id).await;
         common::assert_no_timeout_waits(&[history], &[]);
     });
     assert!(started.elapsed() < Duration::from_secs(30));
-    drop(rie);
+    drop(referee);
 
     // A 3 s timeout leaves no work time: the invocation fails at once, saying why.
-    let rie = Rie::start(Duration::from_secs(3), &worker_env);
-    let (_, body) = rie.invoke("{}");
+    let referee = start(Duration::from_secs(3), &worker_env);
+    let (_, body) = referee.invoke("{}");
     assert!(
         body.contains("TemporalLambdaWorker.DeadlineTooClose"),
         "{body}"
     );
     assert!(body.contains("more than 1s is needed"), "{body}");
-    drop(rie);
+    drop(referee);
 
     // A misconfigured bootstrap: the reason it reported to /runtime/init/error reaches the
     // caller.
     let misconfigured = [worker_env[0], ("TEST_WORKER_MISCONFIGURE", "no-task-queue")];
-    let rie = Rie::start(Duration::from_secs(30), &misconfigured);
-    let (_, body) = rie.invoke("{}");
+    let referee = start(Duration::from_secs(30), &misconfigured);
+    let (_, body) = referee.invoke("{}");
     assert!(
         body.contains("TemporalLambdaWorker.MissingTaskQueue"),
         "{body}"
@@ -178,6 +220,43 @@ fn under_aws_runtime_interface_emulator_the_bootstrap_serves_fails_clearly_and_c
         body.contains("no task queue: set TEMPORAL_TASK_QUEUE"),
         "{body}"
     );
-    drop(rie);
+}
+
+#[test]
+fn under_aws_runtime_interface_emulator_the_bootstrap_serves_fails_clearly_and_completes_work() {
+    let (runtime, server) = dev_server();
+    agree_on_the_contract(&runtime, &server, "rie", &|timeout, env| {
+        Box::new(Rie::start(timeout, env))
+    });
+    runtime.block_on(server.stop());
+}
+
+#[test]
+fn lambda_local_invoked_directly_agrees_with_the_rie() {
+    let (runtime, server) = dev_server();
+    let lambda = runtime
+        .block_on(LocalLambda::start(Config {
+            forward_logs: lambda_local::temporal::verbose(),
+            ..Config::new(common::role("referee"))
+        }))
+        .unwrap();
+    let address = lambda.endpoint().trim_start_matches("http://").to_owned();
+    agree_on_the_contract(&runtime, &server, "lambda-local", &|timeout, env| {
+        runtime.block_on(lambda.remove_function("function"));
+        let mut function = FunctionConfig::new(
+            "function",
+            vec![env!("CARGO_BIN_EXE_test-worker").to_owned()],
+            env!("CARGO_MANIFEST_DIR"),
+        );
+        function.timeout = timeout;
+        function.env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        lambda.add_function(function).unwrap();
+        Box::new(LocalReferee(address.clone()))
+    });
+    common::assert_ran_limited(&lambda.records());
+    runtime.block_on(lambda.shutdown());
     runtime.block_on(server.stop());
 }

@@ -73,6 +73,14 @@ pub struct FunctionConfig {
     /// Environment variables of the function, on top of Lambda's.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// How many times a failed asynchronous (`Event`) invocation is retried: 0-2, as Lambda's
+    /// `MaximumRetryAttempts` (default 2).
+    #[serde(default = "default_async_retries")]
+    pub async_retries: u32,
+    /// The waits before each retry, in milliseconds: Lambda waits a minute before the first
+    /// and two before the second (the default, `[60000, 120000]`); tests shorten them.
+    #[serde(default = "default_async_retry_delays_ms")]
+    pub async_retry_delays_ms: Vec<u64>,
     /// The function has an extension (a layer such as the ADOT collector). Lambda's shutdown
     /// phase sends the runtime SIGTERM only then; without one, the environment is just stopped.
     #[serde(default)]
@@ -106,6 +114,8 @@ impl FunctionConfig {
             memory_mb: default_memory(),
             concurrency: default_concurrency(),
             env: BTreeMap::new(),
+            async_retries: default_async_retries(),
+            async_retry_delays_ms: default_async_retry_delays_ms(),
             extension: false,
             handler: default_handler(),
             log_format: None,
@@ -142,6 +152,17 @@ impl FunctionConfig {
         }
         if self.concurrency == 0 {
             return Err(format!("function {name}: concurrency must be at least 1"));
+        }
+        if self.async_retries > 2 {
+            return Err(format!(
+                "function {name}: async_retries must be 0-2, as Lambda's MaximumRetryAttempts"
+            ));
+        }
+        if self.async_retry_delays_ms.len() < self.async_retries as usize {
+            return Err(format!(
+                "function {name}: async_retry_delays_ms needs one delay per retry ({} retries)",
+                self.async_retries
+            ));
         }
         if let Some(format) = self.log_format.as_deref()
             && !["Text", "JSON"].contains(&format)
@@ -223,6 +244,12 @@ fn default_timeout() -> Duration {
 }
 fn default_memory() -> u32 {
     128
+}
+fn default_async_retries() -> u32 {
+    2
+}
+fn default_async_retry_delays_ms() -> Vec<u64> {
+    vec![60_000, 120_000]
 }
 fn default_handler() -> String {
     "bootstrap".to_owned()
@@ -330,6 +357,16 @@ mod tests {
         );
         function.log_level = Some("FATAL".into());
         assert!(function.validate().is_ok());
+        function.async_retries = 3;
+        assert!(function.validate().unwrap_err().contains("0-2"));
+        function.async_retries = 2;
+        function.async_retry_delays_ms = vec![100];
+        assert!(
+            function
+                .validate()
+                .unwrap_err()
+                .contains("one delay per retry")
+        );
     }
 
     #[test]

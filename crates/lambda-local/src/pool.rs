@@ -60,12 +60,15 @@ impl InvocationType {
     }
 }
 
+#[derive(Clone)]
 struct Queued {
     request_id: String,
     payload: Bytes,
     invoked_arn: String,
     caller: CallerContext,
     received_at: SystemTime,
+    /// 1, then 2 and 3 for Lambda's retries of a failed asynchronous invocation.
+    attempt: u32,
 }
 
 pub(crate) struct Function {
@@ -125,7 +128,11 @@ impl Function {
                     return;
                 };
                 tokio::spawn(async move {
-                    function.run(event, InvocationType::Event, permit).await;
+                    let retry = event.clone();
+                    let (record, _) = function.run(event, InvocationType::Event, permit).await;
+                    if record.outcome != Outcome::Success {
+                        function.retry_later(retry);
+                    }
                 });
             }
         });
@@ -147,8 +154,27 @@ impl Function {
             invoked_arn,
             caller,
             received_at: SystemTime::now(),
+            attempt: 1,
         });
         request_id
+    }
+
+    /// Lambda's retries of a failed asynchronous invocation: the same event (same request id),
+    /// queued again after the configured delay, up to `async_retries` times. Waiting for its
+    /// delay, a retry is not in flight.
+    fn retry_later(self: &Arc<Self>, mut event: Queued) {
+        let retries_done = event.attempt - 1;
+        if retries_done >= self.config.async_retries {
+            return;
+        }
+        let delay = self.config.async_retry_delays_ms[retries_done as usize];
+        event.attempt += 1;
+        let (queue, queued) = (self.queue.clone(), Arc::clone(&self.queued));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            queued.fetch_add(1, Ordering::Relaxed);
+            let _ = queue.send(event);
+        });
     }
 
     /// Invocations running or queued.
@@ -171,6 +197,7 @@ impl Function {
             invoked_arn,
             caller,
             received_at: SystemTime::now(),
+            attempt: 1,
         };
         Some(
             self.run(queued, InvocationType::RequestResponse, permit)
@@ -240,6 +267,7 @@ impl Function {
             queued.received_at,
             SystemTime::now(),
         );
+        record.attempt = queued.attempt;
         record.cold_start = true;
         record.init_duration_ms = Some(ms(failure.init_duration));
         record.billed_duration_ms = ms(failure.init_duration).ceil() as u64;
@@ -265,6 +293,7 @@ impl Function {
             invoked_arn,
             caller,
             received_at,
+            attempt,
         } = queued;
         // Lambda delivers `{}` for an empty payload.
         let payload = if payload.is_empty() {
@@ -297,6 +326,7 @@ impl Function {
             received_at,
             started_at,
         );
+        record.attempt = attempt;
         record.max_memory_used_mb = sandbox.max_memory_used_mb().await;
         record.limits = sandbox.limits();
         record.duration_ms = ms(duration);
@@ -395,6 +425,7 @@ impl Function {
             function_name: self.config.name.clone(),
             function_version: self.config.version.clone(),
             invocation_type: invocation_type.as_str().to_owned(),
+            attempt: 1,
             environment,
             cold_start: false,
             init_duration_ms: None,

@@ -38,6 +38,8 @@ pub struct InvocationRecord {
     pub function_version: String,
     /// `Event` or `RequestResponse`.
     pub invocation_type: String,
+    /// 1, or 2 and 3 for Lambda's retries of a failed `Event` invocation (same request id).
+    pub attempt: u32,
     /// The execution environment (one process) that served it.
     pub environment: u32,
     /// Whether the environment was started for this invocation.
@@ -188,6 +190,7 @@ mod tests {
             function_name: "f".into(),
             function_version: "1".into(),
             invocation_type: "Event".into(),
+            attempt: 1,
             environment: 1,
             cold_start: true,
             init_duration_ms: Some(20.5),

@@ -62,8 +62,18 @@ pub(crate) enum Signal {
 
 struct ApiState {
     deliveries: Mutex<mpsc::Receiver<Delivery>>,
-    in_flight: Mutex<Option<(String, oneshot::Sender<Answer>)>>,
+    current: Mutex<Current>,
     signals: mpsc::UnboundedSender<Signal>,
+}
+
+/// The environment's invocation, as far as the runtime's answers go.
+enum Current {
+    /// None delivered yet.
+    None,
+    /// Delivered, waiting for its answer.
+    InProgress(String, oneshot::Sender<Answer>),
+    /// Answered; a second answer is refused.
+    Answered(String),
 }
 
 /// A running Runtime API: send events in, get signals out.
@@ -89,7 +99,7 @@ impl RuntimeApi {
         let (signal_tx, signal_rx) = mpsc::unbounded_channel();
         let state = Arc::new(ApiState {
             deliveries: Mutex::new(delivery_rx),
-            in_flight: Mutex::new(None),
+            current: Mutex::new(Current::None),
             signals: signal_tx,
         });
         let app = Router::new()
@@ -138,7 +148,7 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
         picked_up,
         answer,
     } = delivery;
-    *state.in_flight.lock().await = Some((event.request_id.clone(), answer));
+    *state.current.lock().await = Current::InProgress(event.request_id.clone(), answer);
     let _ = picked_up.send(());
     let mut headers = HeaderMap::new();
     let mut set = |name: &'static str, value: &str| {
@@ -212,21 +222,39 @@ async fn init_error(
     accepted()
 }
 
+/// Passes the runtime's answer for invocation `id` on. As the RIE does, an answer for another
+/// invocation than the one in progress is `InvalidRequestID` (400), and one with none in
+/// progress, a second one included, is `InvalidStateTransition` (403).
 async fn answer(state: &ApiState, id: &str, answer: Answer) -> Response {
-    let mut in_flight = state.in_flight.lock().await;
-    match in_flight.take() {
-        Some((current, reply)) if current == id => {
+    let mut current = state.current.lock().await;
+    match std::mem::replace(&mut *current, Current::None) {
+        Current::InProgress(in_progress, reply) if in_progress == id => {
             let _ = reply.send(answer);
+            *current = Current::Answered(in_progress);
             accepted()
         }
-        other => {
-            *in_flight = other;
+        Current::InProgress(in_progress, reply) => {
+            *current = Current::InProgress(in_progress.clone(), reply);
             runtime_error(
                 StatusCode::BAD_REQUEST,
                 "InvalidRequestID",
-                &format!("no invocation {id} is in progress in this environment"),
+                &format!("invocation {id} is not the one in progress here ({in_progress})"),
             )
         }
+        Current::Answered(answered) => {
+            let message = if answered == id {
+                format!("invocation {id} was already answered: answer each invocation once")
+            } else {
+                format!("no invocation is in progress here (the last, {answered}, was answered)")
+            };
+            *current = Current::Answered(answered);
+            runtime_error(StatusCode::FORBIDDEN, "InvalidStateTransition", &message)
+        }
+        Current::None => runtime_error(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            &format!("no invocation is in progress here, so none to answer as {id}: call /next"),
+        ),
     }
 }
 
@@ -353,6 +381,32 @@ mod tests {
             Answer::Response(body) => assert_eq!(body, "\"ok\""),
             other => panic!("{other:?}"),
         }
+        // A second answer to the same invocation is refused, as the RIE refuses it.
+        for path in ["req-1/response", "req-1/error"] {
+            let path = format!("/2018-06-01/runtime/invocation/{path}");
+            let (status, _, body) = http(&api, "POST", &path, "\"again\"").await;
+            assert_eq!(status, 403, "{body}");
+            assert!(body.contains("InvalidStateTransition"), "{body}");
+            assert!(body.contains("already answered"), "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_for_another_invocation_than_the_one_in_progress_is_refused() {
+        let api = RuntimeApi::start().await.unwrap();
+        let (delivery, _picked, _answer) = event("req-3");
+        api.deliveries.send(delivery).await.unwrap();
+        http(&api, "GET", "/2018-06-01/runtime/invocation/next", "").await;
+        let path = "/2018-06-01/runtime/invocation/other/response";
+        let (status, _, body) = http(&api, "POST", path, "{}").await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body.contains("InvalidRequestID") && body.contains("req-3"),
+            "{body}"
+        );
+        // The one in progress can still be answered.
+        let path = "/2018-06-01/runtime/invocation/req-3/response";
+        assert_eq!(http(&api, "POST", path, "{}").await.0, 202);
     }
 
     #[test]
@@ -392,7 +446,7 @@ mod tests {
     #[tokio::test]
     async fn malformed_calls_get_clear_errors_and_the_api_keeps_serving() {
         let mut api = RuntimeApi::start().await.unwrap();
-        // A response for an invocation that is not in progress.
+        // A response with no invocation in progress.
         let (status, _, body) = http(
             &api,
             "POST",
@@ -400,9 +454,9 @@ mod tests {
             "{}",
         )
         .await;
-        assert_eq!(status, 400);
+        assert_eq!(status, 403);
         assert!(
-            body.contains("InvalidRequestID") && body.contains("nope"),
+            body.contains("InvalidStateTransition") && body.contains("nope"),
             "{body}"
         );
         // Not a Runtime API path, or the wrong method.
