@@ -253,6 +253,7 @@ fn lambda_local_invoked_directly_agrees_with_the_rie() {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        let _runtime = runtime.enter();
         lambda.add_function(function).unwrap();
         Box::new(LocalReferee(address.clone()))
     });
