@@ -192,24 +192,36 @@ def render(results, summaries, machine_info, plot_link, log):
         f"harness wall clock {results['wall_clock_s'] / 60:.1f} min. Load average before: "
         f"`{results['load_average_before']}`, after: `{results['load_average_after']}`.\n"
     )
+    memory_mb = plan["function"].get("memory_mb")
+    limited = all(s["limits"] == ["cgroup"] for s in summaries if s["invocations"])
     out.append("## Headline: ratio to Go (median of each)\n")
-    out.append(
-        table(
-            [
-                "implementation",
-                "init (cold start)",
-                "invoke → first task, cold",
-                "workflow e2e, cold",
-                "workflow e2e, warm",
-                "GB-s per workflow, 1 cold",
-                f"GB-s per workflow, burst of {plan['burst']} at concurrency 4",
-                "throughput at concurrency 4",
-                "max memory used",
-                "package (zipped)",
-            ],
-            headline_rows(summaries, go),
+    if not limited:
+        unlimited = [s["name"] for s in summaries if s["limits"] != ["cgroup"] and s["invocations"]]
+        out.append(
+            "**No headline**: invocations of "
+            + ", ".join(unlimited)
+            + " ran without Lambda's CPU share and memory limit (their records say "
+            "`limits: none`: lambda-local had no cgroup controllers, or they were turned off), "
+            "so these figures are not Lambda's. The tables below are kept for the record.\n"
         )
-    )
+    else:
+        out.append(
+            table(
+                [
+                    "implementation",
+                    "init (cold start)",
+                    "invoke → first task, cold",
+                    "workflow e2e, cold",
+                    "workflow e2e, warm",
+                    "GB-s per workflow, 1 cold",
+                    f"GB-s per workflow, burst of {plan['burst']} at concurrency 4",
+                    "throughput at concurrency 4",
+                    "max memory used",
+                    "package (zipped)",
+                ],
+                headline_rows(summaries, go),
+            )
+        )
     out.append("")
     out.append(f"![benchmarks]({plot_link})\n")
     out.append("## Single workflow, cold and warm\n")
@@ -368,8 +380,14 @@ def render(results, summaries, machine_info, plot_link, log):
         f"{plan['function']['timeout_secs']} s for all, so each invocation polls "
         f"{plan['function']['timeout_secs'] - 7} s after the packages' default 7 s shutdown "
         "buffer. lambda-local runs each environment as a process, frozen (SIGSTOP) between "
-        "invocations; memory is not enforced and CPU does not scale with memory.\n"
-        "- The peers never end an invocation early when there is no work, nor does ours with "
+        "invocations, "
+        + (
+            f"with the CPU share and memory limit of {memory_mb} MB, as on Lambda "
+            f"({memory_mb / 1769:.0%} of a CPU; every invocation record says `limits: cgroup`).\n"
+            if limited
+            else "WITHOUT Lambda's CPU share and memory limit (records: `limits: none`).\n"
+        )
+        + "- The peers never end an invocation early when there is no work, nor does ours with "
         "`TEMPORAL_LAMBDA_IDLE_EXIT=off`: every invocation bills its whole poll window, busy or "
         "not, so the cost of a single workflow is mostly that window, and the cost per workflow "
         "of a burst depends on how many invocations the server makes for it (one per batch of "

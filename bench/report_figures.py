@@ -138,6 +138,10 @@ def summarize(m, burst_size):
         "gbs_cold": [gb_seconds(s["billed_ms"], memory) for s in cold],
         "gbs_warm": [gb_seconds(s["billed_ms"], memory) for s in warm],
         "invocations": len(records),
+        # The limits lambda-local says each invocation ran under ("cgroup": the CPU share and
+        # memory limit of its memory size; "none": a whole host). Records older than the field
+        # ran unlimited.
+        "limits": sorted({r.get("limits", "none") for r in records}),
         "lateness_ms": lateness,
         "overran": len(overran),
         "failed_invocations": len(records) - len(ok),
