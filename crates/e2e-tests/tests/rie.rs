@@ -9,7 +9,6 @@
 //! directly (with its CPU share and memory limit; the RIE has neither).
 
 use std::{
-    net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -46,11 +45,6 @@ fn rie_binary() -> PathBuf {
     binary
 }
 
-fn free_address() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
 /// One RIE running `test-worker`; killed on drop.
 struct Rie {
     child: Child,
@@ -60,13 +54,13 @@ struct Rie {
 impl Rie {
     /// Starts the RIE with the bootstrap's environment `env` and a function timeout.
     fn start(timeout: Duration, env: &[(&str, &str)]) -> Self {
-        let address = free_address();
+        let address = common::free_address();
         let child = Command::new(rie_binary())
             .args([
                 "--runtime-interface-emulator-address",
                 &address,
                 "--runtime-api-address",
-                &free_address(),
+                &common::free_address(),
                 env!("CARGO_BIN_EXE_test-worker"),
             ])
             .env_clear()

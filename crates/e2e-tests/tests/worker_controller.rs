@@ -14,6 +14,7 @@ use e2e_tests::{ApprovalWorkflow, OutOfMemoryWorkflow, OutlivesTimeoutWorkflow};
 use greeting::GreetingWorkflow;
 use lambda_local::{FunctionConfig, Outcome, RoleConfig};
 use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
+use temporalio_common::HasWorkflowDefinition;
 
 type Fixture = common::Shared;
 
@@ -199,31 +200,50 @@ fn twenty_workflows_at_once_complete_within_the_concurrency_limit_reusing_warm_e
     assert_eq!(tasks, 40, "each activity ran exactly once: {records:?}");
 }
 
+/// Starts `workflow` with `input` as `id` on `task_queue`, waits at most two minutes for its
+/// result, and fetches its history.
+fn run_to_completion<W>(
+    workflow: W,
+    input: W::Input,
+    task_queue: &str,
+    id: &str,
+) -> (W::Output, common::History)
+where
+    W: HasWorkflowDefinition + Send + Sync + 'static,
+    W::Input: Send + 'static,
+    W::Output: Send + 'static,
+{
+    let fixture = fixture();
+    let (task_queue, id) = (task_queue.to_owned(), id.to_owned());
+    fixture.run(async move {
+        let client = fixture.client().await;
+        let handle = client
+            .start_workflow(
+                workflow,
+                input,
+                WorkflowStartOptions::new(task_queue, id.clone()).build(),
+            )
+            .await
+            .unwrap();
+        let output = tokio::time::timeout(
+            Duration::from_secs(120),
+            handle.get_result(WorkflowGetResultOptions::default()),
+        )
+        .await
+        .expect("the workflow completed within two minutes")
+        .unwrap();
+        (output, common::History::fetch(&client, &id).await)
+    })
+}
+
 #[test]
 fn an_activity_going_over_the_memory_size_kills_the_environment_and_a_retry_completes_the_workflow()
 {
     let fixture = fixture();
     // 128 MB, Lambda's smallest size and the default; the first attempt fills 256 MB.
     let task_queue = fixture.deploy("oom-e2e", "build-1", 12, 2);
-    let (attempt, history) = fixture.run(async move {
-        let client = fixture.client().await;
-        let handle = client
-            .start_workflow(
-                OutOfMemoryWorkflow::run,
-                256,
-                WorkflowStartOptions::new(task_queue, "oom-e2e-1").build(),
-            )
-            .await
-            .unwrap();
-        let attempt = tokio::time::timeout(
-            Duration::from_secs(120),
-            handle.get_result(WorkflowGetResultOptions::default()),
-        )
-        .await
-        .expect("the workflow completed")
-        .unwrap();
-        (attempt, common::History::fetch(&client, "oom-e2e-1").await)
-    });
+    let (attempt, history) =
+        run_to_completion(OutOfMemoryWorkflow::run, 256, &task_queue, "oom-e2e-1");
     // The first attempt died with its environment and is retried after its start-to-close
     // timeout; as with a kill at the timeout, the second may have been handed to the dead
     // environment's open poll, so 2 or 3. Nothing else waited for a timeout.
@@ -259,28 +279,12 @@ fn an_activity_going_over_the_memory_size_kills_the_environment_and_a_retry_comp
 fn an_activity_outliving_the_timeout_is_killed_then_retried_and_the_workflow_completes() {
     let fixture = fixture();
     let task_queue = fixture.deploy("timeout-e2e", "build-1", 12, 2);
-    let (attempt, history) = fixture.run(async move {
-        let client = fixture.client().await;
-        let handle = client
-            .start_workflow(
-                OutlivesTimeoutWorkflow::run,
-                (),
-                WorkflowStartOptions::new(task_queue, "timeout-e2e-1").build(),
-            )
-            .await
-            .unwrap();
-        let attempt = tokio::time::timeout(
-            Duration::from_secs(120),
-            handle.get_result(WorkflowGetResultOptions::default()),
-        )
-        .await
-        .expect("the workflow completed")
-        .unwrap();
-        (
-            attempt,
-            common::History::fetch(&client, "timeout-e2e-1").await,
-        )
-    });
+    let (attempt, history) = run_to_completion(
+        OutlivesTimeoutWorkflow::run,
+        (),
+        &task_queue,
+        "timeout-e2e-1",
+    );
     // Attempt 1 blocked the only environment until it was killed; attempt 2 may have been
     // handed to that environment's still-open poll and been lost with it, so 2 or 3: the kill
     // causes those retries, and nothing else may wait for a timeout.

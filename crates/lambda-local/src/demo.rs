@@ -14,9 +14,9 @@ use tokio::{
     process::Command,
 };
 
-use crate::{
-    Config, FunctionConfig, InvocationRecord, LocalLambda, RoleConfig,
-    temporal::{DevServer, find_or_install_cli},
+use lambda_local::{
+    Config, FunctionConfig, InvocationRecord, Limits, LocalLambda, RoleConfig, cpu_share,
+    temporal::{DevServer, find_or_install_cli, verbose},
 };
 
 /// What the demo needs to know.
@@ -51,7 +51,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         external_id: format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
     };
     let lambda = LocalLambda::start(Config {
-        forward_logs: crate::temporal::verbose(),
+        forward_logs: verbose(),
         ..Config::new(role.clone())
     })
     .await
@@ -125,6 +125,19 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     println!("Workflow {workflow_id} result: {result}");
     println!();
     println!("{}", report_table(&records));
+    let memory_mb = records.first().map_or(0, |r| r.memory_size_mb);
+    if records.iter().all(|r| r.limits == Limits::Cgroup) {
+        println!(
+            "Each environment ran with the CPU share and memory limit of {memory_mb} MB, as on \
+             Lambda ({:.1} % of a CPU).",
+            cpu_share(memory_mb) * 100.0
+        );
+    } else {
+        println!(
+            "The environment ran WITHOUT Lambda's CPU share and memory limit (lambda-local said \
+             why at start): these timings are a whole host's, not Lambda's."
+        );
+    }
     Ok(())
 }
 

@@ -10,12 +10,11 @@
 //! prints a `REPORT` line and leaves an [`InvocationRecord`]; every line a function writes is kept
 //! in its log ([`LocalLambda::logs`]).
 //!
-//! [`temporal`] starts the Temporal dev server with its Worker Controller pointed here, and
-//! [`demo`] runs the greeting sample end to end.
+//! [`temporal`] starts the Temporal dev server with its Worker Controller pointed here (the
+//! `lambda-local demo` command runs the greeting sample end to end with both).
 
 mod arn;
 pub mod config;
-pub mod demo;
 mod lambda_api;
 mod limits;
 pub mod logs;

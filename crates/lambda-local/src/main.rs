@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use lambda_local::{
-    Config, LocalLambda,
-    demo::{self, DemoOptions},
-    temporal::default_tools_dir,
-};
+use lambda_local::{Config, LocalLambda, temporal::default_tools_dir};
+
+mod demo;
+
+use demo::DemoOptions;
 
 #[derive(Parser)]
 #[command(

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
+pub mod faults;
+
 use std::{
     io::{Read, Write},
     net::TcpStream,
@@ -236,6 +238,12 @@ pub async fn client(address: &str) -> Client {
 pub struct History {
     pub workflow_id: String,
     pub events: Vec<HistoryEvent>,
+}
+
+/// A loopback address where nothing listens (yet): a port the kernel just handed out.
+pub fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
 }
 
 /// Milliseconds since the epoch, now.
