@@ -137,6 +137,22 @@ fn every_bad_setting_stops_the_cold_start_with_one_line_naming_the_fix() {
             "TEMPORAL_LAMBDA_REUSE_CONNECTION is 'maybe': use true or false",
         ),
         (
+            "secret named without its store",
+            &[queue, ("TEMPORAL_API_KEY_SECRET", "prod/temporal-key")],
+            "TEMPORAL_API_KEY_SECRET = prod/temporal-key: name it as secretsmanager:<secret name \
+             or ARN>, ssm:<parameter name>, or an ARN of either",
+        ),
+        (
+            "secret and value both set",
+            &[
+                queue,
+                ("TEMPORAL_API_KEY", "k"),
+                ("TEMPORAL_API_KEY_SECRET", "ssm:/temporal/key"),
+            ],
+            "TEMPORAL_API_KEY_SECRET = ssm:/temporal/key: TEMPORAL_API_KEY is set too: keep one \
+             of the two",
+        ),
+        (
             "address without port",
             &[queue, ("TEMPORAL_ADDRESS", "temporal.internal")],
             "address 'temporal.internal' has no port: write host:port",

@@ -149,6 +149,63 @@ fn dry_run_prints_every_aws_and_temporal_command_and_never_the_api_key() {
 }
 
 #[test]
+fn an_api_key_secret_goes_to_the_function_as_its_name_and_the_role_may_read_it() {
+    let layer = "arn:aws:lambda:us-east-1:177933569100:layer:AWS-Parameters-and-Secrets-Lambda-Extension-Arm64:20";
+    let mut args = GUIDE_ARGS.to_vec();
+    args.extend([
+        "--api-key-secret",
+        "prod/temporal-api-key",
+        "--layer",
+        layer,
+    ]);
+    let output = dry_run(&args);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(!stdout.contains(API_KEY) && !stderr.contains(API_KEY));
+    // The function gets the secret's name, not the key (which still serves the CLI).
+    assert!(
+        stdout.contains(r#""TEMPORAL_API_KEY_SECRET":"secretsmanager:prod/temporal-api-key""#),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(r#""TEMPORAL_API_KEY":"#), "{stdout}");
+    assert!(stdout.contains("TEMPORAL_API_KEY=****"), "{stdout}");
+    let commands = commands(&stdout);
+    assert!(
+        commands.contains(
+            "--parameter-overrides FunctionName=my-worker ApiKeySecretName=prod/temporal-api-key"
+        ),
+        "{commands}"
+    );
+    assert!(
+        commands.contains(&format!("--layers {layer}")),
+        "{commands}"
+    );
+    assert!(stderr.is_empty() || !stderr.contains("warning"), "{stderr}");
+
+    // Without the extension's layer, a warning says what will happen.
+    let mut args = GUIDE_ARGS.to_vec();
+    args.extend(["--api-key-secret", "prod/temporal-api-key"]);
+    let (_, stderr) = text(&dry_run(&args));
+    assert!(
+        stderr.contains("without the AWS Parameters and Secrets Lambda Extension layer"),
+        "{stderr}"
+    );
+    // An ARN is refused with the fix.
+    let mut args = GUIDE_ARGS.to_vec();
+    args.extend([
+        "--api-key-secret",
+        "arn:aws:secretsmanager:us-east-1:1:secret:x",
+    ]);
+    let output = dry_run(&args);
+    assert!(!output.status.success());
+    assert!(
+        text(&output).1.contains("give the secret's name"),
+        "{:?}",
+        text(&output)
+    );
+}
+
+#[test]
 fn the_guide_shows_exactly_what_the_dry_run_prints() {
     let guide = std::fs::read_to_string(repo_root().join("docs/DEPLOYMENT.md")).unwrap();
     let begin = "<!-- deploy-dry-run:begin -->\n```sh\n";

@@ -574,3 +574,86 @@ fn an_unreadable_tls_file_stops_the_worker_at_init_and_the_record_says_why() {
     ));
     assert!(findings.is_empty(), "{}", findings.join("\n"));
 }
+
+#[test]
+fn an_api_key_and_client_key_read_from_the_stores_connect_and_are_never_printed() {
+    let fixture = fixture();
+    // mTLS and an API key at once: the key from Secrets Manager, the client certificate's
+    // private key from Parameter Store, both through the Parameters and Secrets extension's
+    // endpoint (which lambda-local serves).
+    let proxy = Proxy::start(&ProxyOptions {
+        server_cert: &fixture.pki.server.cert,
+        server_key: &fixture.pki.server.key,
+        api_key: Some(&fixture.api_key),
+        client_ca: Some(&fixture.pki.client_ca.cert),
+        upstream: &fixture.server.address,
+    });
+    fixture
+        .lambda
+        .set_secret("tls-stores/api-key", &fixture.api_key);
+    fixture
+        .lambda
+        .set_parameter("/tls-stores/client-key", &fixture.pki.client.key_pem());
+    let worker = Worker {
+        name: "tls-stores",
+        env: vec![
+            ("TEMPORAL_ADDRESS", proxy.address()),
+            (
+                "TEMPORAL_API_KEY_SECRET",
+                "secretsmanager:tls-stores/api-key".to_owned(),
+            ),
+            (
+                "TEMPORAL_TLS_CLIENT_KEY_DATA_SECRET",
+                "ssm:/tls-stores/client-key".to_owned(),
+            ),
+            (
+                "TEMPORAL_TLS_CLIENT_CERT_DATA",
+                pem(&fixture.pki.client.cert),
+            ),
+            (
+                "TEMPORAL_TLS_SERVER_CA_CERT_DATA",
+                pem(&fixture.pki.ca.cert),
+            ),
+        ],
+        toml: None,
+    };
+    let (task_queue, _root) = fixture.deploy(&worker);
+    assert_eq!(fixture.greet(worker.name, task_queue), "Hello, tls-stores!");
+    fixture.settle(worker.name);
+    let records = fixture.records(worker.name);
+    assert!(
+        records.iter().all(|r| r.outcome == Outcome::Success),
+        "{records:?}"
+    );
+    fixture.assert_no_secret_printed(worker.name, &proxy);
+}
+
+#[test]
+fn a_missing_secret_stops_the_worker_at_init_naming_it_and_the_fix() {
+    let fixture = fixture();
+    let worker = Worker {
+        name: "secret-missing",
+        env: vec![
+            ("TEMPORAL_ADDRESS", "127.0.0.1:7233".to_owned()),
+            (
+                "TEMPORAL_API_KEY_SECRET",
+                "secretsmanager:nobody/made/this".to_owned(),
+            ),
+        ],
+        toml: None,
+    };
+    let _root = fixture.deploy(&worker);
+    let record = fixture.first_invocation(worker.name);
+    assert_eq!(record.outcome, Outcome::InitError, "{record:?}");
+    assert_eq!(
+        record.error_type.as_deref(),
+        Some("TemporalLambdaWorker.Secret")
+    );
+    assert_eq!(
+        record.error_message.as_deref(),
+        Some(
+            "TEMPORAL_API_KEY_SECRET = secretsmanager:nobody/made/this: it does not exist (in \
+             this account and region): create it, or fix the name"
+        )
+    );
+}

@@ -32,6 +32,13 @@ pub struct Config {
     /// are missing, environments run unlimited and every record says `limits: "none"`.
     #[serde(default = "yes")]
     pub limits: bool,
+    /// Secrets Manager secrets (name → secret string) that functions read through the AWS
+    /// Parameters and Secrets Lambda Extension's endpoint, which lambda-local serves.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Parameter Store parameters (name → value), served the same way.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
     /// The functions.
     #[serde(default, rename = "function")]
     pub functions: Vec<FunctionConfig>,
@@ -200,6 +207,8 @@ impl Config {
             records: None,
             forward_logs: true,
             limits: true,
+            secrets: BTreeMap::new(),
+            parameters: BTreeMap::new(),
             functions: Vec::new(),
         }
     }

@@ -22,6 +22,7 @@ mod pool;
 mod record;
 mod runtime_api;
 mod sandbox;
+mod secrets_extension;
 mod server;
 mod sts;
 pub mod temporal;

@@ -96,9 +96,10 @@ impl Function {
         records: Records,
         logs: LogSink,
         controllers: Option<Arc<Controllers>>,
+        platform_env: &[(String, String)],
     ) -> Arc<Self> {
         let arn = function_arn(region, account_id, &config.name);
-        let lambda_env = lambda_environment(&config, region);
+        let lambda_env = lambda_environment(&config, region, platform_env);
         let (queue, mut queued) = mpsc::unbounded_channel::<Queued>();
         let function = Arc::new(Self {
             permits: Arc::new(Semaphore::new(config.concurrency as usize)),
@@ -517,6 +518,10 @@ impl Function {
     }
 }
 
+/// The execution role's session token every function gets (a placeholder, as are the keys);
+/// the Parameters and Secrets extension wants it back.
+pub(crate) const ROLE_SESSION_TOKEN: &str = "lambda-local-placeholder-session-token";
+
 /// Placeholder credentials of the execution role, shaped like the temporary ones Lambda gives
 /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`); they open nothing.
 const ROLE_CREDENTIALS: [(&str, &str); 3] = [
@@ -525,14 +530,16 @@ const ROLE_CREDENTIALS: [(&str, &str); 3] = [
         "AWS_SECRET_ACCESS_KEY",
         "lambda-local-placeholder-secret-access-key",
     ),
-    (
-        "AWS_SESSION_TOKEN",
-        "lambda-local-placeholder-session-token",
-    ),
+    ("AWS_SESSION_TOKEN", ROLE_SESSION_TOKEN),
 ];
 
-/// The variables Lambda sets for every function, then the function's own.
-fn lambda_environment(config: &FunctionConfig, region: &str) -> Vec<(String, String)> {
+/// The variables Lambda sets for every function, those of the environment's extensions
+/// (`platform_env`), then the function's own.
+fn lambda_environment(
+    config: &FunctionConfig,
+    region: &str,
+    platform_env: &[(String, String)],
+) -> Vec<(String, String)> {
     let task_root = config.task_root.display().to_string();
     let mut env: Vec<(String, String)> = [
         ("AWS_LAMBDA_FUNCTION_NAME", config.name.clone()),
@@ -580,6 +587,7 @@ fn lambda_environment(config: &FunctionConfig, region: &str) -> Vec<(String, Str
         )
     }))
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(platform_env.iter().cloned())
     .collect();
     for (key, value) in &config.env {
         env.retain(|(k, _)| k != key);
@@ -631,7 +639,7 @@ mod tests {
         let mut config = FunctionConfig::new("f", vec!["b".into()], "/task");
         config.env.insert("AWS_REGION".into(), "eu-west-1".into());
         config.env.insert("TEMPORAL_ADDRESS".into(), "h:1".into());
-        let env: std::collections::HashMap<_, _> = lambda_environment(&config, "us-east-1")
+        let env: std::collections::HashMap<_, _> = lambda_environment(&config, "us-east-1", &[])
             .into_iter()
             .collect();
         assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "f");
@@ -657,7 +665,7 @@ mod tests {
         let mut config = FunctionConfig::new("f", vec!["b".into()], "/task");
         config.log_format = Some("JSON".into());
         let env = |config: &FunctionConfig| -> std::collections::HashMap<_, _> {
-            lambda_environment(config, "us-east-1")
+            lambda_environment(config, "us-east-1", &[])
                 .into_iter()
                 .collect()
         };

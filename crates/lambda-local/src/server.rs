@@ -24,6 +24,7 @@ use crate::{
     logs::{LogLine, LogSink, Logs},
     pool::{Function, Retirement, SHUTDOWN_LIMIT},
     record::{InvocationRecord, Records},
+    secrets_extension::{SecretsExtension, Stores},
     sts,
 };
 
@@ -44,6 +45,7 @@ pub(crate) struct ServerState {
     records: Records,
     logs: Logs,
     controllers: Option<Arc<Controllers>>,
+    secrets: SecretsExtension,
 }
 
 impl ServerState {
@@ -89,12 +91,18 @@ impl LocalLambda {
         } else {
             None
         };
+        let stores = Stores {
+            secrets: RwLock::new(config.secrets.clone()),
+            parameters: RwLock::new(config.parameters.clone()),
+        };
+        let secrets = SecretsExtension::start(stores, &config.region, &config.account_id).await?;
         let state = Arc::new(ServerState {
             config,
             functions: RwLock::default(),
             records,
             logs: Logs::default(),
             controllers,
+            secrets,
         });
         let app = Router::new()
             .route("/", post(sts_call))
@@ -136,6 +144,10 @@ impl LocalLambda {
                 forward: config.forward_logs,
             },
             self.state.controllers.clone(),
+            &[(
+                "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT".to_owned(),
+                self.state.secrets.address.port().to_string(),
+            )],
         );
         let arn = function.arn.clone();
         self.state
@@ -158,6 +170,21 @@ impl LocalLambda {
         if let Some(function) = removed {
             function.shutdown().await;
         }
+    }
+
+    /// Adds or replaces a Secrets Manager secret that functions can read through the
+    /// Parameters and Secrets extension's endpoint.
+    pub fn set_secret(&self, name: &str, value: &str) {
+        let stores = &self.state.secrets.stores;
+        let mut secrets = stores.secrets.write().unwrap_or_else(|e| e.into_inner());
+        secrets.insert(name.to_owned(), value.to_owned());
+    }
+
+    /// Adds or replaces a Parameter Store parameter, served the same way.
+    pub fn set_parameter(&self, name: &str, value: &str) {
+        let stores = &self.state.secrets.stores;
+        let mut parameters = stores.parameters.write().unwrap_or_else(|e| e.into_inner());
+        parameters.insert(name.to_owned(), value.to_owned());
     }
 
     /// A registered function's configuration.

@@ -64,6 +64,16 @@ pub enum Error {
     /// An option set in `configure` is out of range.
     #[error("options: {0}")]
     InvalidOptions(String),
+    /// A `<NAME>_SECRET` variable names a secret that cannot be read.
+    #[error("{variable} = {reference}: {problem}")]
+    Secret {
+        /// The variable, e.g. `TEMPORAL_API_KEY_SECRET`.
+        variable: String,
+        /// Where it says the value is kept.
+        reference: String,
+        /// What went wrong, and the fix (never the value).
+        problem: String,
+    },
     /// The user's `configure` function returned an error.
     #[error("configure failed")]
     Configure(#[source] BoxError),
@@ -88,6 +98,7 @@ impl Error {
                 "TemporalLambdaWorker.Config"
             }
             Self::MissingTaskQueue => "TemporalLambdaWorker.MissingTaskQueue",
+            Self::Secret { .. } => "TemporalLambdaWorker.Secret",
             Self::InvalidVersion(_) => "TemporalLambdaWorker.Version",
             Self::Versioning(_) => "TemporalLambdaWorker.Versioning",
             Self::InvalidOptions(_) => "TemporalLambdaWorker.Options",

@@ -67,6 +67,7 @@ mod options;
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub mod otel;
 mod polls;
+mod secrets;
 mod summary;
 mod task_count;
 #[cfg(test)]

@@ -25,6 +25,7 @@ use crate::{
     invocation::{Warm, invoke},
     logging::init_logging,
     options::Settings,
+    secrets,
     timing::SIGTERM_EXIT,
 };
 
@@ -309,6 +310,7 @@ where
     F: FnOnce(&mut Options) -> Result<(), BoxError>,
 {
     let version = version.validate()?;
+    let env = &secrets::resolve(env)?;
     let client_config = config::load(env)?;
     if let Some(file) = &client_config.file {
         tracing::info!(file = %file.display(), "loaded Temporal client configuration");

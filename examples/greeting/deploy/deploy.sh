@@ -48,6 +48,7 @@ task_queue="${TEMPORAL_TASK_QUEUE:-serverless-task-queue-1}"
 address="${TEMPORAL_ADDRESS:-}"
 namespace="${TEMPORAL_NAMESPACE:-}"
 api_key="${TEMPORAL_API_KEY:-}"
+api_key_secret=""
 role_stack=""
 external_id="${TEMPORAL_LAMBDA_EXTERNAL_ID:-}"
 trust="cloud"
@@ -95,6 +96,10 @@ Temporal (the worker must poll as exactly this deployment name and build id):
   --namespace NAME         (default: $TEMPORAL_NAMESPACE)
   --api-key KEY            Temporal Cloud API key, for the CLI and the function's
                            TEMPORAL_API_KEY (default: $TEMPORAL_API_KEY). Never printed.
+  --api-key-secret NAME    the function reads its API key from this Secrets Manager secret at
+                           cold start (TEMPORAL_API_KEY_SECRET), through the AWS Parameters and
+                           Secrets Lambda Extension (add its layer with --layer); the execution
+                           role may read that secret. --api-key then serves the CLI only.
   --no-set-current         attach the version but do not make it current
   --wait SECONDS           how long to retry set-current-version (default: 120)
   --update-existing        if the build id's version exists, re-point it at this function
@@ -132,7 +137,7 @@ while [ $# -gt 0 ]; do
     --crate-dir | --bin | --arch | --features | --zip | --function-name | --region | --timeout | \
         --memory | --env | --layer | --tracing | --execution-role-arn | --execution-role-stack | \
         --deployment-name | --build-id | --task-queue | --address | --namespace | --api-key | \
-        --wait | --external-id | --trust | --temporal-principal | --role-stack | --function-arn | \
+        --api-key-secret | --wait | --external-id | --trust | --temporal-principal | --role-stack | --function-arn | \
         --role-arn)
         need_value "$@"
         case "$1" in
@@ -156,6 +161,7 @@ while [ $# -gt 0 ]; do
         --address) address="$2" ;;
         --namespace) namespace="$2" ;;
         --api-key) api_key="$2" ;;
+        --api-key-secret) api_key_secret="$2" ;;
         --wait) wait_secs="$2" ;;
         --external-id) external_id="$2" ;;
         --trust) trust="$2" ;;
@@ -181,6 +187,12 @@ done
 is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 
 [ -n "$deployment_name" ] || die "--deployment-name is empty"
+if [ -n "$api_key_secret" ]; then
+    [[ "$api_key_secret" =~ ^[A-Za-z0-9/_+=.@-]{1,512}$ ]] ||
+        die "--api-key-secret: give the secret's name (letters, digits and /_+=.@-), not its ARN"
+    [[ " ${layers[*]-} " == *Parameters-and-Secrets* ]] ||
+        echo "warning: --api-key-secret without the AWS Parameters and Secrets Lambda Extension layer (--layer): the worker will say it cannot reach it" >&2
+fi
 [ -n "$build_id" ] || die "--build-id is empty"
 [ -n "$external_id" ] ||
     die "--external-id (or TEMPORAL_LAMBDA_EXTERNAL_ID) is required: choose a value once, e.g. \$(openssl rand -hex 16), and keep it"
@@ -374,7 +386,8 @@ if ! $temporal_only; then
             --stack-name "$execution_stack" \
             --template-file "$script_dir/execution-role.yaml" \
             --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
-            --parameter-overrides "FunctionName=$function_name"
+            --parameter-overrides "FunctionName=$function_name" \
+            ${api_key_secret:+"ApiKeySecretName=$api_key_secret"}
         capture EXECUTION_ROLE_ARN aws cloudformation describe-stacks "${r[@]+"${r[@]}"}" \
             --stack-name "$execution_stack" \
             --query 'Stacks[0].Outputs[0].OutputValue' --output text
@@ -393,7 +406,11 @@ if ! $temporal_only; then
     [ -n "$task_queue" ] && environment+=("TEMPORAL_TASK_QUEUE=$task_queue")
     [ -n "$address" ] && environment+=("TEMPORAL_ADDRESS=$address")
     [ -n "$namespace" ] && environment+=("TEMPORAL_NAMESPACE=$namespace")
-    [ -n "$api_key" ] && environment+=("TEMPORAL_API_KEY=$api_key")
+    if [ -n "$api_key_secret" ]; then
+        environment+=("TEMPORAL_API_KEY_SECRET=secretsmanager:$api_key_secret")
+    elif [ -n "$api_key" ]; then
+        environment+=("TEMPORAL_API_KEY=$api_key")
+    fi
     environment+=("${env_vars[@]+"${env_vars[@]}"}")
     json='{"Variables":{'
     separator=""

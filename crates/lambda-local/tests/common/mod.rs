@@ -13,7 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// status 7 on an event `{"crash": true}` after saying why on stderr. `{"spin_s": s,
 /// "processes": n}` keeps n processes busy for s seconds and answers the CPU time they got
 /// (`{"cpu_s": .., "wall_s": ..}`); `{"allocate_mb": n}` touches n MB before answering;
-/// `{"echo_context": true}` answers the client context and Cognito identity headers it got. With
+/// `{"echo_context": true}` answers the client context and Cognito identity headers it got;
+/// `{"fetch": path}` answers what the Parameters and Secrets extension's endpoint said to a GET
+/// of `path` (`{"status": .., "body": ..}`), with the session token or `"token"`. With
 /// `SIGTERM_EXIT_MS` set, it takes that long to exit on SIGTERM (a runtime flushing at shutdown).
 pub const PYTHON_FUNCTION: &str = r#"
 import json, os, resource, signal, sys, time, urllib.error, urllib.request
@@ -61,6 +63,17 @@ while True:
         answer = b'"' + b"x" * (event["respond_bytes"] - 2) + b'"'
     if isinstance(event, dict) and "spin_s" in event:
         answer = json.dumps(spin(event["spin_s"], event.get("processes", 1))).encode()
+    if isinstance(event, dict) and "fetch" in event:
+        port = os.environ["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"]
+        token = event.get("token", os.environ["AWS_SESSION_TOKEN"])
+        fetch = urllib.request.Request("http://localhost:" + port + event["fetch"],
+                                       headers={"X-Aws-Parameters-Secrets-Token": token})
+        try:
+            with urllib.request.urlopen(fetch) as got:
+                answer = json.dumps({"status": got.status, "body": json.loads(got.read())})
+        except urllib.error.HTTPError as refused:
+            answer = json.dumps({"status": refused.code, "body": json.loads(refused.read())})
+        answer = answer.encode()
     if isinstance(event, dict) and event.get("echo_context"):
         answer = json.dumps(context).encode()
     if isinstance(event, dict) and "allocate_mb" in event:
