@@ -135,6 +135,26 @@ impl Fixture {
         (task_queue, task_root)
     }
 
+    /// Deploys `worker`, completes a greeting workflow through it, and checks that every
+    /// invocation succeeded and that nothing printed a secret; returns the records.
+    fn greets_without_printing_secrets(
+        &'static self,
+        worker: &Worker,
+        proxy: &Proxy,
+    ) -> Vec<InvocationRecord> {
+        let (task_queue, _root) = self.deploy(worker);
+        let greeting = self.greet(worker.name, task_queue);
+        assert_eq!(greeting, format!("Hello, {}!", worker.name));
+        self.settle(worker.name);
+        let records = self.records(worker.name);
+        assert!(
+            records.iter().all(|r| r.outcome == Outcome::Success),
+            "{records:?}"
+        );
+        self.assert_no_secret_printed(worker.name, proxy);
+        records
+    }
+
     /// Makes the function's version current and runs a greeting workflow to completion.
     fn greet(&'static self, name: &str, task_queue: String) -> String {
         let name = name.to_owned();
@@ -280,16 +300,11 @@ fn a_worker_configured_by_temporal_toml_connects_through_tls_with_an_api_key() {
         env: Vec::new(),
         toml: Some(toml),
     };
-    let (task_queue, _root) = fixture.deploy(&worker);
-    assert_eq!(fixture.greet(worker.name, task_queue), "Hello, tls-toml!");
-    fixture.settle(worker.name);
-    let records = fixture.records(worker.name);
+    let records = fixture.greets_without_printing_secrets(&worker, &proxy);
     assert!(
-        records.iter().all(|r| r.outcome == Outcome::Success)
-            && records.iter().any(|r| r.activity_tasks == Some(1)),
+        records.iter().any(|r| r.activity_tasks == Some(1)),
         "{records:?}"
     );
-    fixture.assert_no_secret_printed(worker.name, &proxy);
 }
 
 #[test]
@@ -308,15 +323,7 @@ fn a_worker_configured_by_environment_variables_only_connects_through_tls_with_a
         ],
         toml: None,
     };
-    let (task_queue, _root) = fixture.deploy(&worker);
-    assert_eq!(fixture.greet(worker.name, task_queue), "Hello, tls-env!");
-    fixture.settle(worker.name);
-    let records = fixture.records(worker.name);
-    assert!(
-        records.iter().all(|r| r.outcome == Outcome::Success),
-        "{records:?}"
-    );
-    fixture.assert_no_secret_printed(worker.name, &proxy);
+    fixture.greets_without_printing_secrets(&worker, &proxy);
 }
 
 #[test]
@@ -429,16 +436,7 @@ fn mtls_with_the_client_certificate_completes_a_workflow_and_without_it_fails_cl
         ],
         toml: None,
     };
-    let (task_queue, _root) = fixture.deploy(&with_cert);
-    assert_eq!(fixture.greet(with_cert.name, task_queue), "Hello, mtls!");
-    fixture.settle(with_cert.name);
-    assert!(
-        fixture
-            .records(with_cert.name)
-            .iter()
-            .all(|r| r.outcome == Outcome::Success)
-    );
-    fixture.assert_no_secret_printed(with_cert.name, &proxy);
+    fixture.greets_without_printing_secrets(&with_cert, &proxy);
 
     let without_cert = Worker {
         name: "mtls-no-cert",
@@ -617,15 +615,7 @@ fn an_api_key_and_client_key_read_from_the_stores_connect_and_are_never_printed(
         ],
         toml: None,
     };
-    let (task_queue, _root) = fixture.deploy(&worker);
-    assert_eq!(fixture.greet(worker.name, task_queue), "Hello, tls-stores!");
-    fixture.settle(worker.name);
-    let records = fixture.records(worker.name);
-    assert!(
-        records.iter().all(|r| r.outcome == Outcome::Success),
-        "{records:?}"
-    );
-    fixture.assert_no_secret_printed(worker.name, &proxy);
+    fixture.greets_without_printing_secrets(&worker, &proxy);
 }
 
 #[test]

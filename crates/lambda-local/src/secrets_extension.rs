@@ -108,42 +108,54 @@ fn name_in(id: &str, marker: &str) -> String {
         .to_owned()
 }
 
+/// One lookup: the session token checked, the query's `key` read, then `lookup` (the stores'
+/// JSON, or `None` for the store's `missing` error).
+fn serve(
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    key: &str,
+    missing: (&str, &str),
+    lookup: impl FnOnce(&str) -> Option<serde_json::Value>,
+) -> Response {
+    if let Some(refused) = refused(headers) {
+        return refused;
+    }
+    let Some(id) = query.get(key) else {
+        let message = format!("{key} is required");
+        return store_error(StatusCode::BAD_REQUEST, "ValidationException", &message);
+    };
+    match lookup(id) {
+        Some(found) => Json(found).into_response(),
+        None => store_error(StatusCode::BAD_REQUEST, missing.0, missing.1),
+    }
+}
+
 async fn secret(
     State(served): State<Arc<Served>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = refused(&headers) {
-        return refused;
-    }
-    let Some(id) = query.get("secretId") else {
-        return store_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidParameterException",
-            "secretId is required",
-        );
-    };
-    let name = name_in(id, ":secret:");
-    let secrets = served
-        .stores
-        .secrets
-        .read()
-        .unwrap_or_else(|e| e.into_inner());
-    let Some(value) = secrets.get(&name) else {
-        return store_error(
-            StatusCode::BAD_REQUEST,
-            "ResourceNotFoundException",
-            "Secrets Manager can't find the specified secret.",
-        );
-    };
-    Json(json!({
-        "ARN": format!("arn:aws:secretsmanager:{}:{}:secret:{name}", served.region, served.account_id),
-        "Name": name,
-        "SecretString": value,
-        "VersionId": "00000000-0000-0000-0000-000000000001",
-        "VersionStages": ["AWSCURRENT"],
-    }))
-    .into_response()
+    let missing = (
+        "ResourceNotFoundException",
+        "Secrets Manager can't find the specified secret.",
+    );
+    serve(&headers, &query, "secretId", missing, |id| {
+        let name = name_in(id, ":secret:");
+        let secrets = served
+            .stores
+            .secrets
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let value = secrets.get(&name)?;
+        let (region, account) = (&served.region, &served.account_id);
+        Some(json!({
+            "ARN": format!("arn:aws:secretsmanager:{region}:{account}:secret:{name}"),
+            "Name": name,
+            "SecretString": value,
+            "VersionId": "00000000-0000-0000-0000-000000000001",
+            "VersionStages": ["AWSCURRENT"],
+        }))
+    })
 }
 
 async fn parameter(
@@ -151,41 +163,27 @@ async fn parameter(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(refused) = refused(&headers) {
-        return refused;
-    }
-    let Some(id) = query.get("name") else {
-        return store_error(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            "name is required",
-        );
-    };
-    // An ARN's `parameter/a/b` is `/a/b` or `a/b` by name.
-    let name = name_in(id, ":parameter");
-    let parameters = served
-        .stores
-        .parameters
-        .read()
-        .unwrap_or_else(|e| e.into_inner());
-    let found = [name.as_str(), name.trim_start_matches('/')]
-        .into_iter()
-        .find_map(|name| Some((name.to_owned(), parameters.get(name)?.clone())));
-    let Some((name, value)) = found else {
-        return store_error(StatusCode::BAD_REQUEST, "ParameterNotFound", "");
-    };
-    let slash = if name.starts_with('/') { "" } else { "/" };
-    Json(json!({
-        "Parameter": {
-            "ARN": format!(
-                "arn:aws:ssm:{}:{}:parameter{slash}{name}",
-                served.region, served.account_id
-            ),
-            "Name": name,
-            "Type": "SecureString",
-            "Value": value,
-            "Version": 1,
-        }
-    }))
-    .into_response()
+    serve(&headers, &query, "name", ("ParameterNotFound", ""), |id| {
+        // An ARN's `parameter/a/b` is `/a/b` or `a/b` by name.
+        let name = name_in(id, ":parameter");
+        let parameters = served
+            .stores
+            .parameters
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let (name, value) = [name.as_str(), name.trim_start_matches('/')]
+            .into_iter()
+            .find_map(|name| Some((name, parameters.get(name)?)))?;
+        let slash = if name.starts_with('/') { "" } else { "/" };
+        let (region, account) = (&served.region, &served.account_id);
+        Some(json!({
+            "Parameter": {
+                "ARN": format!("arn:aws:ssm:{region}:{account}:parameter{slash}{name}"),
+                "Name": name,
+                "Type": "SecureString",
+                "Value": value,
+                "Version": 1,
+            }
+        }))
+    })
 }
