@@ -113,9 +113,15 @@ impl Arrivals {
     }
 }
 
+const NAME: &str = "soak-faults";
+
 #[test]
 fn a_soak_of_rotating_faults_loses_no_workflow_duplicates_none_and_overruns_no_deadline() {
-    const NAME: &str = "soak-faults";
+    // A failure seen only in CI can then be read from its output.
+    fixture().dump_on_failure(NAME, soak_with_rotating_faults);
+}
+
+fn soak_with_rotating_faults() {
     const TIMEOUT: Duration = Duration::from_secs(15);
     let duration = soak_duration();
     let fixture = fixture();
