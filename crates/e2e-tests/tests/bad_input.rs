@@ -167,11 +167,6 @@ fn every_bad_setting_stops_the_cold_start_with_one_line_naming_the_fix() {
             "tls.server_ca_cert: cannot read '/no/such/ca.pem'",
         ),
         (
-            "conflicting versioning behaviours",
-            &[queue, ("TEST_WORKER_MISCONFIGURE", "conflicting-behaviors")],
-            "versioning: ",
-        ),
-        (
             "not inside Lambda",
             &[queue],
             "AWS_LAMBDA_RUNTIME_API is not set, so this is not a Lambda execution environment",
@@ -181,15 +176,6 @@ fn every_bad_setting_stops_the_cold_start_with_one_line_naming_the_fix() {
         let line = fatal_line(&run_bootstrap(dir.path(), vars));
         assert_quoted(case, &line, quoted);
     }
-    // The conflict names the workflows on each side.
-    let line = fatal_line(&run_bootstrap(
-        dir.path(),
-        &[queue, ("TEST_WORKER_MISCONFIGURE", "conflicting-behaviors")],
-    ));
-    assert!(
-        line.contains("GreetingWorkflow") && line.contains("OutlivesTimeoutWorkflow"),
-        "{line}"
-    );
 }
 
 #[test]

@@ -10,11 +10,11 @@ use std::{
 
 mod common;
 
-use e2e_tests::{ApprovalWorkflow, OutOfMemoryWorkflow, OutlivesTimeoutWorkflow};
+use e2e_tests::{ApprovalWorkflow, OutOfMemoryWorkflow, OutlivesTimeoutWorkflow, StepsWorkflow};
 use greeting::GreetingWorkflow;
 use lambda_local::{FunctionConfig, Outcome, RoleConfig};
 use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
-use temporalio_common::HasWorkflowDefinition;
+use temporalio_common::{HasWorkflowDefinition, protos::temporal::api::enums::v1::EventType};
 
 type Fixture = common::Shared;
 
@@ -198,6 +198,109 @@ fn twenty_workflows_at_once_complete_within_the_concurrency_limit_reusing_warm_e
     );
     let tasks: u64 = records.iter().filter_map(|r| r.activity_tasks).sum();
     assert_eq!(tasks, 40, "each activity ran exactly once: {records:?}");
+}
+
+/// One worker, two behaviours: in `mixed` mode the test worker registers the approval workflow
+/// as AutoUpgrade and the others as Pinned (the worker default, as most are). Each workflow's
+/// completed tasks carry its own behaviour, and when build-2 becomes current the AutoUpgrade
+/// workflow moves to it at its next task while the Pinned one stays on build-1 to the end.
+#[test]
+fn one_worker_sends_each_workflows_behaviour_and_only_autoupgrade_moves_to_a_new_version() {
+    const DEPLOYMENT: &str = "mixed-e2e";
+    const BUILD_2_FUNCTION: &str = "mixed-e2e-build-2";
+    let fixture = fixture();
+    let mixed = [("TEST_WORKER_BEHAVIORS", "mixed")];
+    let task_queue = fixture.deploy_with_env(DEPLOYMENT, "build-1", 12, 4, &mixed);
+    // A second function (a second version of the code) polling as build-2 of the same
+    // deployment, attached but not current yet.
+    let mut build_2 = fixture.function(BUILD_2_FUNCTION, "build-2", 12, 4);
+    for (key, value) in [
+        ("TEST_WORKER_BEHAVIORS", "mixed"),
+        ("TEST_WORKER_DEPLOYMENT", DEPLOYMENT),
+        ("TEMPORAL_TASK_QUEUE", task_queue.as_str()),
+    ] {
+        build_2.env.insert(key.to_owned(), value.to_owned());
+    }
+    {
+        let _guard = fixture.runtime.enter();
+        fixture.lambda.add_function(build_2).unwrap();
+    }
+    let build_2_arn = fixture.lambda.version_arn(BUILD_2_FUNCTION).unwrap();
+    let (pinned, auto_upgrade) = fixture.run(async move {
+        let client = fixture.client().await;
+        let options = |id: &str| WorkflowStartOptions::new(task_queue.as_str(), id).build();
+        // Pinned: three steps of 3 s, across the version change.
+        let steps = client
+            .start_workflow(StepsWorkflow::run, (3, 3_000), options("mixed-e2e-steps"))
+            .await
+            .unwrap();
+        // AutoUpgrade: an activity and a timer, then it waits for its approval.
+        let approval = client
+            .start_workflow(ApprovalWorkflow::run, 500, options("mixed-e2e-approval"))
+            .await
+            .unwrap();
+        let waiting = Instant::now();
+        while common::History::fetch(&client, "mixed-e2e-approval")
+            .await
+            .count(EventType::TimerFired)
+            == 0
+        {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(60),
+                "the timer never fired"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let server = &fixture.server;
+        server
+            .create_lambda_version(DEPLOYMENT, "build-2", &build_2_arn, &fixture.role)
+            .await
+            .unwrap();
+        server
+            .set_current_version(DEPLOYMENT, "build-2", Duration::from_secs(60))
+            .await
+            .unwrap();
+        approval
+            .signal(ApprovalWorkflow::approve, (), Default::default())
+            .await
+            .unwrap();
+        let patience = Duration::from_secs(120);
+        let approved = tokio::time::timeout(patience, approval.get_result(Default::default()));
+        assert_eq!(
+            approved.await.expect("approved within 2 minutes").unwrap(),
+            6
+        );
+        let stepped = tokio::time::timeout(patience, steps.get_result(Default::default()));
+        assert_eq!(
+            stepped.await.expect("stepped within 2 minutes").unwrap(),
+            1 + 2 + 3
+        );
+        (
+            common::History::fetch(&client, "mixed-e2e-steps").await,
+            common::History::fetch(&client, "mixed-e2e-approval").await,
+        )
+    });
+    use temporalio_common::protos::temporal::api::enums::v1::VersioningBehavior as Behavior;
+    let pinned_tasks = pinned.completed_tasks();
+    let auto_tasks = auto_upgrade.completed_tasks();
+    common::assert_no_timeout_waits(
+        &[pinned, auto_upgrade],
+        &[(e2e_tests::RETRIED_ON_PURPOSE, 2)],
+    );
+    assert!(
+        pinned_tasks
+            .iter()
+            .all(|(behavior, build)| *behavior == Behavior::Pinned && build == "build-1"),
+        "the Pinned workflow's tasks: {pinned_tasks:?}"
+    );
+    assert!(
+        auto_tasks
+            .iter()
+            .all(|(behavior, _)| *behavior == Behavior::AutoUpgrade),
+        "the AutoUpgrade workflow's tasks: {auto_tasks:?}"
+    );
+    assert_eq!(auto_tasks.first().map(|(_, b)| b.as_str()), Some("build-1"));
+    assert_eq!(auto_tasks.last().map(|(_, b)| b.as_str()), Some("build-2"));
 }
 
 /// Starts `workflow` with `input` as `id` on `task_queue`, waits at most two minutes for its

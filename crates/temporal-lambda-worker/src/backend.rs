@@ -20,6 +20,7 @@ use crate::{
     error::describe,
     polls::{Forwarder, PollGate},
     task_count::TaskCount,
+    versioning::BehaviorOverrides,
 };
 
 /// Side effects of one invocation.
@@ -83,6 +84,8 @@ pub(crate) trait PollingWorker {
 /// The real backend: the Temporal Rust SDK, on one SDK runtime shared by all invocations.
 pub(crate) struct SdkBackend {
     pub(crate) runtime: Runtime,
+    /// Per-workflow versioning behaviours, set on the way to the server.
+    pub(crate) behaviors: Arc<BehaviorOverrides>,
 }
 
 /// A client whose calls travel through a [`Forwarder`], with the gate in front of its polls.
@@ -110,7 +113,7 @@ impl Backend for SdkBackend {
         connection: ConnectionOptions,
         client: ClientOptions,
     ) -> Result<GatedClient, String> {
-        let forwarder = Forwarder::connect(&connection)
+        let forwarder = Forwarder::connect(&connection, Arc::clone(&self.behaviors))
             .await
             .map_err(|e| connect_failure(&ClientConnectError::TonicTransportError(e)))?;
         let client = Client::connect(forwarder.route(&connection), client)

@@ -73,6 +73,7 @@ mod task_count;
 #[cfg(test)]
 mod test_support;
 pub mod timing;
+mod versioning;
 mod worker;
 
 pub use config::CONFIG_FILE_NAME;

@@ -1,7 +1,7 @@
 //! What `configure` receives: [`Options`], pre-filled with the Lambda defaults, and the checks
 //! that turn it into the settings every invocation uses.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
@@ -193,9 +193,10 @@ impl Options {
 
     /// Registers a workflow with its own versioning behaviour.
     ///
-    /// The Temporal Rust SDK 1.1.1 sends one behaviour for every workflow of a worker, so
-    /// workflows registered with different behaviours on the same worker are rejected at start
-    /// (with an error naming the workflows on each side).
+    /// Pinned and AutoUpgrade workflows may share a worker. The Temporal Rust SDK 1.1.1 sends
+    /// the worker default with every workflow task; the default is then the behaviour most
+    /// workflows chose (or the one [`Options::default_versioning_behavior`] set), and the others'
+    /// own behaviour is set on each of their completed tasks on the way to the server.
     pub fn register_workflow_with_behavior<W>(
         &mut self,
         behavior: VersioningBehavior,
@@ -275,6 +276,8 @@ pub(crate) struct Settings {
     pub(crate) reuse_connection: bool,
     pub(crate) hooks: Vec<ShutdownHook>,
     pub(crate) core_meter: Option<Arc<dyn CoreMeter>>,
+    /// Workflows whose behaviour differs from the worker default.
+    pub(crate) behavior_overrides: BTreeMap<String, VersioningBehavior>,
 }
 
 impl Options {
@@ -303,11 +306,12 @@ impl Options {
         }
         let registered = workflow_types(&self.worker);
         let deployment = &mut self.worker.deployment_options;
-        deployment.default_versioning_behavior = resolve_behavior(
+        let behaviors = resolve_behavior(
             deployment.default_versioning_behavior,
             &self.explicit_behaviors,
             &registered,
         )?;
+        deployment.default_versioning_behavior = behaviors.default;
         if self
             .worker
             .max_eager_activity_reservations_per_workflow_task
@@ -340,19 +344,26 @@ impl Options {
             reuse_connection: self.reuse_connection,
             hooks: self.hooks,
             core_meter: self.core_meter,
+            behavior_overrides: behaviors.overrides,
         })
     }
 }
 
-/// The one behaviour the worker can send for all its workflows, or why there is none.
-///
-/// The SDK sends no per-workflow behaviour, so the server applies the worker default to every
-/// workflow. That is only honest when every workflow's chosen behaviour equals that default.
+/// The worker's versioning behaviours: the default the SDK sends for every workflow, and the
+/// workflows whose chosen behaviour differs from it (set per task by [`crate::versioning`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Behaviors {
+    pub(crate) default: Option<VersioningBehavior>,
+    pub(crate) overrides: BTreeMap<String, VersioningBehavior>,
+}
+
+/// Every registered workflow's behaviour (its own, or the default), or why one has none. With a
+/// mix, the worker default is the behaviour most workflows chose (or the one set as default).
 fn resolve_behavior(
     default: Option<VersioningBehavior>,
     explicit: &[(String, VersioningBehavior)],
     registered: &[String],
-) -> Result<Option<VersioningBehavior>, Error> {
+) -> Result<Behaviors, Error> {
     let default = default.filter(|b| *b != VersioningBehavior::Unspecified);
     if let Some((name, _)) = explicit
         .iter()
@@ -382,30 +393,22 @@ fn resolve_behavior(
             without.join(", ")
         )));
     }
-    let first = chosen.first().map(|(_, b)| *b);
-    if let Some(first) = first
-        && chosen.iter().any(|(_, b)| *b != first)
-    {
-        let list = |wanted: VersioningBehavior| {
-            chosen
-                .iter()
-                .filter(|(_, b)| *b == wanted)
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let (pinned, auto) = (
-            list(VersioningBehavior::Pinned),
-            list(VersioningBehavior::AutoUpgrade),
-        );
-        return Err(Error::Versioning(format!(
-            "workflows on one worker need one behaviour, but Pinned is chosen for {pinned} and \
-             AutoUpgrade for {auto}: the Temporal Rust SDK 1.1.1 sends a single behaviour per \
-             worker and would run some of them under the other one; give them the same \
-             behaviour, or deploy them as separate functions (one deployment each)"
-        )));
-    }
-    Ok(first.or(default))
+    let count = |wanted| chosen.iter().filter(|(_, b)| *b == wanted).count();
+    let majority = if count(VersioningBehavior::AutoUpgrade) > count(VersioningBehavior::Pinned) {
+        VersioningBehavior::AutoUpgrade
+    } else {
+        VersioningBehavior::Pinned
+    };
+    let worker_default = default.or((!chosen.is_empty()).then_some(majority));
+    let overrides = chosen
+        .iter()
+        .filter(|(_, b)| Some(*b) != worker_default)
+        .map(|(name, b)| ((*name).to_owned(), *b))
+        .collect();
+    Ok(Behaviors {
+        default: worker_default,
+        overrides,
+    })
 }
 
 #[cfg(test)]
@@ -415,6 +418,14 @@ mod tests {
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// A worker default and no override.
+    fn all(behavior: VersioningBehavior) -> Behaviors {
+        Behaviors {
+            default: Some(behavior),
+            overrides: BTreeMap::new(),
+        }
     }
 
     #[test]
@@ -436,35 +447,49 @@ mod tests {
     #[test]
     fn default_covers_workflows_registered_without_behaviour() {
         let got = resolve_behavior(Some(Pinned), &[], &names(&["A", "B"])).unwrap();
-        assert_eq!(got, Some(Pinned));
+        assert_eq!(got, all(Pinned));
     }
 
     #[test]
     fn agreeing_explicit_behaviours_become_the_worker_default() {
         let explicit = [("A".to_owned(), AutoUpgrade), ("B".to_owned(), AutoUpgrade)];
         let got = resolve_behavior(None, &explicit, &names(&["A", "B"])).unwrap();
-        assert_eq!(got, Some(AutoUpgrade));
+        assert_eq!(got, all(AutoUpgrade));
     }
 
     #[test]
     fn explicit_behaviour_matching_the_default_is_fine() {
         let explicit = [("A".to_owned(), Pinned)];
         let got = resolve_behavior(Some(Pinned), &explicit, &names(&["A", "B"])).unwrap();
-        assert_eq!(got, Some(Pinned));
+        assert_eq!(got, all(Pinned));
     }
 
     #[test]
-    fn a_mix_the_sdk_cannot_express_is_rejected_naming_both_sides() {
+    fn a_mix_keeps_the_default_or_the_majority_and_overrides_the_rest() {
+        // With a default set, it stays the worker's; the one that differs is overridden.
         let explicit = [("A".to_owned(), AutoUpgrade)];
-        let err = resolve_behavior(Some(Pinned), &explicit, &names(&["A", "B"]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("Pinned is chosen for B") && err.contains("AutoUpgrade for A"),
-            "{err}"
+        let got = resolve_behavior(Some(Pinned), &explicit, &names(&["A", "B"])).unwrap();
+        assert_eq!(got.default, Some(Pinned));
+        assert_eq!(
+            got.overrides,
+            BTreeMap::from([("A".to_owned(), AutoUpgrade)])
         );
+        // Without one, the behaviour most workflows chose (Pinned on a tie).
+        let explicit = [
+            ("A".to_owned(), AutoUpgrade),
+            ("B".to_owned(), Pinned),
+            ("C".to_owned(), AutoUpgrade),
+        ];
+        let got = resolve_behavior(None, &explicit, &names(&["A", "B", "C"])).unwrap();
+        assert_eq!(got.default, Some(AutoUpgrade));
+        assert_eq!(got.overrides, BTreeMap::from([("B".to_owned(), Pinned)]));
         let explicit = [("A".to_owned(), AutoUpgrade), ("B".to_owned(), Pinned)];
-        assert!(resolve_behavior(None, &explicit, &names(&["A", "B"])).is_err());
+        let got = resolve_behavior(None, &explicit, &names(&["A", "B"])).unwrap();
+        assert_eq!(got.default, Some(Pinned));
+        assert_eq!(
+            got.overrides,
+            BTreeMap::from([("A".to_owned(), AutoUpgrade)])
+        );
     }
 
     #[test]
@@ -485,6 +510,9 @@ mod tests {
 
     #[test]
     fn activity_only_workers_need_no_behaviour() {
-        assert_eq!(resolve_behavior(None, &[], &[]).unwrap(), None);
+        assert_eq!(
+            resolve_behavior(None, &[], &[]).unwrap(),
+            Behaviors::default()
+        );
     }
 }

@@ -47,6 +47,8 @@ use temporalio_common::protos::temporal::api::{
 use tokio::{sync::watch, time::Instant};
 use tracing::debug;
 
+use crate::versioning::BehaviorOverrides;
+
 /// The longest deadline a poll is sent with. The server refuses long polls with less than 2 s
 /// left when they arrive (half a second is kept for the way there) and answers one that found no
 /// task a second before its deadline, so a stopping worker waits at most 1.5 s for its last poll
@@ -241,6 +243,8 @@ pub(crate) struct Forwarder {
     channel: Channel,
     gate: Arc<PollGate>,
     compression: Option<CompressionEncoding>,
+    /// Per-workflow versioning behaviours the SDK cannot send (usually none).
+    behaviors: Arc<BehaviorOverrides>,
 }
 
 impl Forwarder {
@@ -248,6 +252,7 @@ impl Forwarder {
     /// origin, proxy, connect timeout), at once, so an unreachable server fails here.
     pub(crate) async fn connect(
         options: &ConnectionOptions,
+        behaviors: Arc<BehaviorOverrides>,
     ) -> Result<Self, tonic::transport::Error> {
         let mut endpoint = Endpoint::from_shared(options.target.to_string())?;
         if let Some(timeout) = options.connect_timeout {
@@ -296,6 +301,7 @@ impl Forwarder {
         Ok(Self {
             channel,
             gate: Arc::default(),
+            behaviors,
             compression: match options.grpc_compression {
                 GrpcCompression::Gzip => Some(CompressionEncoding::Gzip),
                 _ => None,
@@ -360,7 +366,7 @@ impl Forwarder {
         let mut call = tonic::Request::from_parts(
             MetadataMap::from_headers(headers),
             Default::default(),
-            request.proto,
+            self.behaviors.apply(&rpc, request.proto),
         );
         if poll {
             let asked = call
@@ -397,6 +403,7 @@ impl Forwarder {
             log_poll_result(&rpc, &proto);
         }
         self.gate.count_tasks(&rpc, &proto);
+        self.behaviors.learn(&rpc, &proto);
         let mut headers = metadata.into_headers();
         // The message is handed on decompressed, and the service override sets its own type.
         for name in FRAMING_HEADERS {

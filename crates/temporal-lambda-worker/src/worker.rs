@@ -27,6 +27,7 @@ use crate::{
     options::Settings,
     secrets,
     timing::SIGTERM_EXIT,
+    versioning::BehaviorOverrides,
 };
 
 /// Runs a Temporal Worker on AWS Lambda: the whole program of a Lambda `bootstrap`.
@@ -138,7 +139,10 @@ impl LambdaWorker {
         let (sigterm, sigterm_received) = watch::channel(None);
         Ok(Self {
             shared: Arc::new(Shared {
-                backend: SdkBackend { runtime },
+                backend: SdkBackend {
+                    runtime,
+                    behaviors: Arc::new(BehaviorOverrides::new(&settings.behavior_overrides)),
+                },
                 settings,
                 warm: Warm::new(sigterm_received),
                 sigterm,

@@ -79,8 +79,8 @@ fn configure(options: &mut Options) -> Result<(), BoxError> {
     }
     // Pinned: a workflow finishes on the build it started on; a new current version only gets
     // new workflows. AutoUpgrade moves running workflows to the current version (their code
-    // must then stay replay-compatible). One behaviour per worker: see the README's
-    // "Versioning behaviours", or the docs of `Options::register_workflow_with_behavior`.
+    // must then stay replay-compatible). A workflow can have its own: see
+    // `Options::register_workflow_with_behavior`.
     options.default_versioning_behavior(VersioningBehavior::Pinned);
     options.register_workflow::<HelloWorkflow>()?;
     options.register_activities(HelloActivities);

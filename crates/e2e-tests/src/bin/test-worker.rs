@@ -3,8 +3,10 @@
 //!
 //! `TEST_WORKER_DEPLOYMENT` and `TEST_WORKER_BUILD_ID` choose the version it runs as; with
 //! `TEST_WORKER_HOOK_FILE` set, a shutdown hook appends the time it ran (epoch milliseconds) to
-//! that file. `TEST_WORKER_MISCONFIGURE` makes a mistake a user could make, for the bad-input
-//! tests: `no-task-queue` (none in code or the environment) or `conflicting-behaviors`.
+//! that file. `TEST_WORKER_MISCONFIGURE=no-task-queue` makes a mistake a user could make (no task
+//! queue in code or the environment), for the bad-input tests. `TEST_WORKER_BEHAVIORS=mixed`
+//! registers the approval workflow as AutoUpgrade and every other one as Pinned (by default all
+//! are Pinned).
 //! `TEST_WORKER_RUNTIME` chooses the Tokio runtime: `current_thread` (the default, so a
 //! blocking activity blocks the whole worker) or `multi_thread` (4 worker threads, as
 //! `#[tokio::main]` gives on a machine with 4 cores).
@@ -45,17 +47,18 @@ fn main() {
         if mistake == "no-task-queue" {
             options.worker.task_queue.clear();
         }
-        // The greeting workflow is Pinned.
-        let behavior = if mistake == "conflicting-behaviors" {
+        // The greeting workflow is Pinned, and so is every other but, when mixed, the approval.
+        let pinned = VersioningBehavior::Pinned;
+        let approval = if std::env::var("TEST_WORKER_BEHAVIORS").as_deref() == Ok("mixed") {
             VersioningBehavior::AutoUpgrade
         } else {
-            VersioningBehavior::Pinned
+            pinned
         };
-        options.register_workflow_with_behavior::<OutlivesTimeoutWorkflow>(behavior)?;
-        options.register_workflow_with_behavior::<StepsWorkflow>(behavior)?;
-        options.register_workflow_with_behavior::<MisbehavingWorkflow>(behavior)?;
-        options.register_workflow_with_behavior::<ApprovalWorkflow>(behavior)?;
-        options.register_workflow_with_behavior::<OutOfMemoryWorkflow>(behavior)?;
+        options.register_workflow_with_behavior::<OutlivesTimeoutWorkflow>(pinned)?;
+        options.register_workflow_with_behavior::<StepsWorkflow>(pinned)?;
+        options.register_workflow_with_behavior::<MisbehavingWorkflow>(pinned)?;
+        options.register_workflow_with_behavior::<ApprovalWorkflow>(approval)?;
+        options.register_workflow_with_behavior::<OutOfMemoryWorkflow>(pinned)?;
         options.register_activities(SlowActivities);
         options.register_activities(MisbehavingActivities);
         options.register_activities(ApprovalActivities);

@@ -23,7 +23,7 @@ use temporalio_client::{
 use temporalio_common::{
     UntypedWorkflow,
     protos::temporal::api::{
-        enums::v1::{EventType, TimeoutType},
+        enums::v1::{EventType, TimeoutType, VersioningBehavior},
         failure::v1::failure::FailureInfo,
         history::v1::{
             ActivityTaskScheduledEventAttributes, HistoryEvent, history_event::Attributes,
@@ -309,6 +309,24 @@ impl History {
     }
 
     /// How many events of this type the history has.
+    /// Each completed workflow task's versioning behaviour and the build id of the worker that
+    /// completed it, in order.
+    pub fn completed_tasks(&self) -> Vec<(VersioningBehavior, String)> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.attributes {
+                Some(Attributes::WorkflowTaskCompletedEventAttributes(a)) => Some((
+                    a.versioning_behavior(),
+                    a.deployment_version
+                        .as_ref()
+                        .map(|v| v.build_id.clone())
+                        .unwrap_or_default(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn count(&self, kind: EventType) -> usize {
         self.events
             .iter()
