@@ -617,14 +617,26 @@ mod tests {
             Ok(())
         });
         assert!(matches!(err, Error::Versioning(_)), "{err}");
-        let err = setup_err(&env, &version(), |options| {
+        // A mix: Pinned (the tie's default) for the worker, AutoUpgrade set for the other.
+        let settings = setup(&env, &version(), |options| {
             options.register_workflow_with_behavior::<FirstWorkflow>(VersioningBehavior::Pinned)?;
             options.register_workflow_with_behavior::<SecondWorkflow>(
                 VersioningBehavior::AutoUpgrade,
             )?;
-            Ok(())
-        });
-        assert!(err.to_string().contains("separate functions"), "{err}");
+            Ok::<_, BoxError>(())
+        })
+        .unwrap();
+        assert_eq!(
+            settings
+                .worker
+                .deployment_options
+                .default_versioning_behavior,
+            Some(VersioningBehavior::Pinned)
+        );
+        assert_eq!(
+            settings.behavior_overrides.values().collect::<Vec<_>>(),
+            [&VersioningBehavior::AutoUpgrade]
+        );
         // A workflow registered on the SDK options directly is covered by the default.
         let settings = setup(&env, &version(), |options| {
             options.worker.register_workflow::<SecondWorkflow>()?;
