@@ -5,9 +5,10 @@
 //! Pinned and AutoUpgrade, the worker default is the behaviour most of them chose, and the
 //! others are set here, on the way to the server: every call already passes through our
 //! forwarder ([`crate::polls`]), which learns each handed-out task's workflow type from the poll
-//! response (by task token) and sets `versioning_behavior` on that task's
-//! `RespondWorkflowTaskCompleted`. Nothing else changes, and a worker without a mix has no
-//! overrides, so this does nothing at all (not even decode a message).
+//! response (by task token, reading only those two fields) and sets `versioning_behavior` on that
+//! task's `RespondWorkflowTaskCompleted` by appending the field to the encoded request (protobuf
+//! takes the last value of a field), so every other byte goes out as the SDK wrote it. A worker
+//! without a mix has no overrides, and this does nothing at all (not even read a message).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -18,11 +19,7 @@ use prost::Message;
 use temporalio_client::tonic::codegen::Bytes;
 use temporalio_common::{
     protos::temporal::api::{
-        enums::v1::VersioningBehavior as WireBehavior,
-        workflowservice::v1::{
-            PollWorkflowTaskQueueResponse, RespondWorkflowTaskCompletedRequest,
-            RespondWorkflowTaskCompletedResponse, RespondWorkflowTaskFailedRequest,
-        },
+        common::v1::WorkflowType, enums::v1::VersioningBehavior as WireBehavior,
     },
     worker::VersioningBehavior,
 };
@@ -31,6 +28,35 @@ use temporalio_common::{
 /// one that never is (its worker died) stays until this many have piled up, then all are
 /// forgotten (their workflows' next tasks are learned afresh).
 const REMEMBERED_TASKS: usize = 10_000;
+
+/// `versioning_behavior` is field 16 of `RespondWorkflowTaskCompletedRequest`, a varint: its key,
+/// `16 << 3 | 0`, encoded as a varint.
+const VERSIONING_BEHAVIOR_KEY: [u8; 2] = [0x80, 0x01];
+
+/// The two fields of a handed-out workflow task this reads (`task_token` 1 and `workflow_type`
+/// 3 of `PollWorkflowTaskQueueResponse`); the rest, the history above all, is skipped unread.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HandedTask {
+    #[prost(bytes = "vec", tag = "1")]
+    task_token: Vec<u8>,
+    #[prost(message, optional, tag = "3")]
+    workflow_type: Option<WorkflowType>,
+}
+
+/// The next task a completion may hand over (`workflow_task`, field 1 of
+/// `RespondWorkflowTaskCompletedResponse`).
+#[derive(Clone, PartialEq, prost::Message)]
+struct NextTask {
+    #[prost(message, optional, tag = "1")]
+    workflow_task: Option<HandedTask>,
+}
+
+/// The task an answer is for: `task_token` is field 1 of every answer to a workflow task.
+#[derive(Clone, PartialEq, prost::Message)]
+struct AnsweredTask {
+    #[prost(bytes = "vec", tag = "1")]
+    task_token: Vec<u8>,
+}
 
 /// The behaviours that differ from the worker default, by workflow type, and the tasks in
 /// flight whose workflow has one.
@@ -60,13 +86,11 @@ impl BehaviorOverrides {
             return;
         }
         let task = match rpc {
-            "PollWorkflowTaskQueue" => PollWorkflowTaskQueueResponse::decode(response).ok(),
+            "PollWorkflowTaskQueue" => HandedTask::decode(response).ok(),
             // A completion can hand the worker its next task at once.
-            "RespondWorkflowTaskCompleted" => {
-                RespondWorkflowTaskCompletedResponse::decode(response)
-                    .ok()
-                    .and_then(|r| r.workflow_task)
-            }
+            "RespondWorkflowTaskCompleted" => NextTask::decode(response)
+                .ok()
+                .and_then(|r| r.workflow_task),
             _ => None,
         };
         let Some(task) = task.filter(|t| !t.task_token.is_empty()) else {
@@ -90,29 +114,19 @@ impl BehaviorOverrides {
     /// has an override carries that behaviour; any other request is passed on untouched. An
     /// answered task is forgotten.
     pub(crate) fn apply(&self, rpc: &str, request: Bytes) -> Bytes {
-        if self.by_type.is_empty() {
+        if self.by_type.is_empty() || !ANSWERS.contains(&rpc) {
             return request;
         }
-        match rpc {
-            "RespondWorkflowTaskCompleted" => {
-                let Ok(mut completed) =
-                    RespondWorkflowTaskCompletedRequest::decode(request.clone())
-                else {
-                    return request;
-                };
-                match self.forget(&completed.task_token) {
-                    Some(behavior) => {
-                        completed.versioning_behavior = behavior.into();
-                        Bytes::from(completed.encode_to_vec())
-                    }
-                    None => request,
-                }
-            }
-            "RespondWorkflowTaskFailed" => {
-                if let Ok(failed) = RespondWorkflowTaskFailedRequest::decode(request.clone()) {
-                    self.forget(&failed.task_token);
-                }
-                request
+        let Ok(answered) = AnsweredTask::decode(request.clone()) else {
+            return request;
+        };
+        match self.forget(&answered.task_token) {
+            Some(behavior) if rpc == "RespondWorkflowTaskCompleted" => {
+                let mut overridden = Vec::with_capacity(request.len() + 3);
+                overridden.extend_from_slice(&request);
+                overridden.extend_from_slice(&VERSIONING_BEHAVIOR_KEY);
+                overridden.push(behavior as u8);
+                Bytes::from(overridden)
             }
             _ => request,
         }
@@ -130,6 +144,13 @@ impl BehaviorOverrides {
     }
 }
 
+/// The answers to a workflow task, after which its token is forgotten.
+const ANSWERS: [&str; 3] = [
+    "RespondWorkflowTaskCompleted",
+    "RespondWorkflowTaskFailed",
+    "RespondQueryTaskCompleted",
+];
+
 fn wire(behavior: VersioningBehavior) -> Option<WireBehavior> {
     match behavior {
         VersioningBehavior::Pinned => Some(WireBehavior::Pinned),
@@ -140,7 +161,10 @@ fn wire(behavior: VersioningBehavior) -> Option<WireBehavior> {
 
 #[cfg(test)]
 mod tests {
-    use temporalio_common::protos::temporal::api::common::v1::WorkflowType;
+    use temporalio_common::protos::temporal::api::workflowservice::v1::{
+        PollWorkflowTaskQueueResponse, RespondWorkflowTaskCompletedRequest,
+        RespondWorkflowTaskCompletedResponse, RespondWorkflowTaskFailedRequest,
+    };
 
     use super::*;
 
@@ -191,13 +215,17 @@ mod tests {
             &task(b"t2", "Order").encode_to_vec(),
         );
         assert_eq!(overrides.remembered(), 1, "only the overridden type");
-        let sent = overrides.apply("RespondWorkflowTaskCompleted", completed(b"t1"));
+        let original = completed(b"t1");
+        let sent = overrides.apply("RespondWorkflowTaskCompleted", original.clone());
         assert_eq!(behavior(&sent), WireBehavior::AutoUpgrade);
-        // Everything else in the request is as the SDK wrote it.
-        let sent = RespondWorkflowTaskCompletedRequest::decode(sent).unwrap();
+        // Everything else in the request is as the SDK wrote it: the original bytes, then the
+        // field.
+        assert!(sent.starts_with(&original));
+        let mut decoded = RespondWorkflowTaskCompletedRequest::decode(sent).unwrap();
+        decoded.versioning_behavior = WireBehavior::Pinned.into();
         assert_eq!(
-            (sent.identity.as_str(), sent.task_token.as_slice()),
-            ("worker", &b"t1"[..])
+            decoded,
+            RespondWorkflowTaskCompletedRequest::decode(original).unwrap()
         );
         assert_eq!(overrides.remembered(), 0);
         // The other workflow's completion goes out byte for byte as it came.
