@@ -626,13 +626,13 @@ mod tests {
             Ok::<_, BoxError>(())
         })
         .unwrap();
-        assert_eq!(
+        let default_of = |settings: &Settings| {
             settings
                 .worker
                 .deployment_options
-                .default_versioning_behavior,
-            Some(VersioningBehavior::Pinned)
-        );
+                .default_versioning_behavior
+        };
+        assert_eq!(default_of(&settings), Some(VersioningBehavior::Pinned));
         assert_eq!(
             settings.behavior_overrides.values().collect::<Vec<_>>(),
             [&VersioningBehavior::AutoUpgrade]
@@ -644,13 +644,7 @@ mod tests {
             Ok::<_, BoxError>(())
         })
         .unwrap();
-        assert_eq!(
-            settings
-                .worker
-                .deployment_options
-                .default_versioning_behavior,
-            Some(VersioningBehavior::AutoUpgrade)
-        );
+        assert_eq!(default_of(&settings), Some(VersioningBehavior::AutoUpgrade));
     }
 
     #[test]
