@@ -7,9 +7,10 @@
 //!   lambda-local, and a `GreetingWorkflow` then completes through the version it attached,
 //!   invoked by the server's Worker Controller.
 //!
-//! The function is the deployment package CI built (`DEPLOY_TEST_ZIP`: an x86_64
-//! `bootstrap.zip` from `package.sh`, unpacked as Lambda would), else the `test-worker`
-//! bootstrap of this crate with a copy of the sample's `temporal.toml`.
+//! The function is the deployment package CI built (`DEPLOY_TEST_ZIP`: the arm64
+//! `bootstrap.zip` from `package.sh`, unpacked as Lambda would and run under user-mode
+//! emulation; an x86_64 one runs natively), else the `test-worker` bootstrap of this crate with
+//! a copy of the sample's `temporal.toml`.
 
 use std::{
     path::{Path, PathBuf},
@@ -385,6 +386,9 @@ impl Drop for TempDir {
     }
 }
 
+/// The arm64 glibc an emulated bootstrap loads (Debian's libc6-arm64-cross).
+const ARM64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
+
 /// Whether `path` is an ELF executable for aarch64 (`e_machine` 183).
 fn is_arm64_elf(path: &Path) -> bool {
     let header = std::fs::read(path).unwrap_or_default();
@@ -409,11 +413,21 @@ fn package() -> Package {
             dir.path().join("temporal.toml").is_file(),
             "temporal.toml is at the root of the package"
         );
-        // An arm64 package (the README's default) runs under Debian's qemu-user-static.
+        // An arm64 package (the README's default) runs under Debian's qemu-user-static, with
+        // the arm64 glibc of Debian's libc6-arm64-cross as its root for the dynamic loader
+        // (provided.al2023 has its own glibc; the bootstrap links against it dynamically).
         let emulated = is_arm64_elf(&bootstrap);
         let mut command = vec![bootstrap.display().to_string()];
         if emulated {
-            command.insert(0, "qemu-aarch64-static".to_owned());
+            assert!(
+                Path::new(ARM64_SYSROOT)
+                    .join("lib/ld-linux-aarch64.so.1")
+                    .is_file(),
+                "an arm64 package runs under emulation here: apt-get install qemu-user-static \
+                 libc6-arm64-cross"
+            );
+            let emulator = ["qemu-aarch64-static", "-L", ARM64_SYSROOT];
+            command.splice(0..0, emulator.map(str::to_owned));
         }
         Package {
             command,

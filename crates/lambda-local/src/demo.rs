@@ -116,7 +116,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         .and_then(|v| v.get("result").cloned())
         .unwrap_or(serde_json::Value::String(output.trim().to_owned()));
 
-    steps.say("waiting for the invocation to end (a second after its last task: the idle exit)");
+    steps.say("waiting for the invocations to end (a second after their last task: the idle exit)");
     let records = wait_for_records(&lambda, Duration::from_secs(60)).await;
     server.stop().await;
     lambda.shutdown().await;
@@ -146,7 +146,8 @@ async fn wait_for_records(lambda: &LocalLambda, patience: Duration) -> Vec<Invoc
     let started = Instant::now();
     loop {
         let records = lambda.records();
-        if !records.is_empty() || started.elapsed() > patience {
+        let all_ended = !records.is_empty() && lambda.in_flight(FUNCTION) == 0;
+        if all_ended || started.elapsed() > patience {
             return records;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -3,7 +3,8 @@
 //!
 //! It serves, on loopback, what Temporal's Worker Controller and a Lambda function talk to:
 //! the Lambda `Invoke` and `GetFunction` APIs, STS `AssumeRole` (enforcing the external id), and
-//! one Lambda Runtime API per execution environment. Execution environments follow Lambda's
+//! one Lambda Runtime API per execution environment; and, recorded, the X-Ray and CloudWatch Logs
+//! calls an ADOT collector's exporters make. Execution environments follow Lambda's
 //! lifecycle: cold start on first use, warm reuse, frozen (SIGSTOP) between invocations, killed at
 //! the timeout, at most `concurrency` at once with asynchronous events queued. Each environment
 //! gets its function's CPU share and memory limit, as on Lambda (cgroup v1, as root). Every invocation
@@ -25,6 +26,7 @@ mod sandbox;
 mod secrets_extension;
 mod server;
 mod sts;
+mod telemetry_apis;
 pub mod temporal;
 
 pub use config::{Config, FunctionConfig, RoleConfig};
@@ -33,3 +35,4 @@ pub use logs::{LogLine, LogSource};
 pub use pool::{Retirement, SHUTDOWN_LIMIT};
 pub use record::{InvocationRecord, Outcome};
 pub use server::{Error, LocalLambda};
+pub use telemetry_apis::{CloudWatchLogEvent, TraceSegment};

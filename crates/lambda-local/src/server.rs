@@ -26,6 +26,7 @@ use crate::{
     record::{InvocationRecord, Records},
     secrets_extension::{SecretsExtension, Stores},
     sts,
+    telemetry_apis::{CloudWatchLogEvent, LOGS_TARGET_PREFIX, Telemetry, TraceSegment},
 };
 
 /// Why the environment could not start or take a function.
@@ -46,6 +47,7 @@ pub(crate) struct ServerState {
     logs: Logs,
     controllers: Option<Arc<Controllers>>,
     secrets: SecretsExtension,
+    telemetry: Telemetry,
 }
 
 impl ServerState {
@@ -103,9 +105,11 @@ impl LocalLambda {
             logs: Logs::default(),
             controllers,
             secrets,
+            telemetry: Telemetry::default(),
         });
         let app = Router::new()
-            .route("/", post(sts_call))
+            .route("/", post(sts_or_logs_call))
+            .route("/TraceSegments", post(put_trace_segments))
             .route("/2015-03-31/functions/{function}", get(get_function))
             .route("/2015-03-31/functions/{function}/invocations", post(invoke))
             .route("/_local/invocations", get(invocations))
@@ -198,7 +202,8 @@ impl LocalLambda {
         Some(format!("{}:{}", function.arn, function.config.version))
     }
 
-    /// `http://127.0.0.1:<port>`: the endpoint of both the Lambda and the STS API.
+    /// `http://127.0.0.1:<port>`: the endpoint of the Lambda and STS APIs, and of the X-Ray and
+    /// CloudWatch Logs calls an ADOT collector's `awsxray` and `awsemf` exporters make.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.address)
     }
@@ -241,6 +246,17 @@ impl LocalLambda {
         self.state.records.snapshot()
     }
 
+    /// The X-Ray segment documents `PutTraceSegments` received so far, oldest first.
+    pub fn trace_segments(&self) -> Vec<TraceSegment> {
+        self.state.telemetry.segments()
+    }
+
+    /// The CloudWatch Logs events `PutLogEvents` received so far, oldest first (a function's own
+    /// output is in [`LocalLambda::logs`]).
+    pub fn log_events(&self) -> Vec<CloudWatchLogEvent> {
+        self.state.telemetry.log_events()
+    }
+
     /// A function's log so far, oldest first, as CloudWatch would hold it: every line its
     /// processes wrote to stdout and stderr, and the `START`, `END` and `REPORT` lines of its
     /// invocations (the most recent [`crate::logs::MAX_LINES_PER_FUNCTION`] lines). It outlives
@@ -272,8 +288,21 @@ struct QualifierQuery {
     qualifier: Option<String>,
 }
 
-async fn sts_call(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
-    sts::handle(&state.config, &body)
+/// `POST /`: CloudWatch Logs (JSON protocol, named by `X-Amz-Target`) or STS (query protocol).
+async fn sts_or_logs_call(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    match target.and_then(|t| t.strip_prefix(LOGS_TARGET_PREFIX)) {
+        Some(action) => state.telemetry.logs_call(action, &body),
+        None => sts::handle(&state.config, &body),
+    }
+}
+
+async fn put_trace_segments(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
+    state.telemetry.put_trace_segments(&body)
 }
 
 async fn get_function(

@@ -6,7 +6,8 @@
 //! that file. `TEST_WORKER_MISCONFIGURE=no-task-queue` makes a mistake a user could make (no task
 //! queue in code or the environment), for the bad-input tests. `TEST_WORKER_BEHAVIORS=mixed`
 //! registers the approval workflow as AutoUpgrade and every other one as Pinned (by default all
-//! are Pinned).
+//! are Pinned). Built with the crate's `otel` feature, it exports traces and metrics (the
+//! library's `otel::apply_defaults`) when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //! `TEST_WORKER_RUNTIME` chooses the Tokio runtime: `current_thread` (the default, so a
 //! blocking activity blocks the whole worker) or `multi_thread` (4 worker threads, as
 //! `#[tokio::main]` gives on a machine with 4 cores).
@@ -62,6 +63,11 @@ fn main() {
         options.register_activities(SlowActivities);
         options.register_activities(MisbehavingActivities);
         options.register_activities(ApprovalActivities);
+        // Built with the `otel` feature (scripts/test), it exports where deployments point it.
+        #[cfg(feature = "otel")]
+        if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
+            temporal_lambda_worker::otel::apply_defaults(options, Default::default())?;
+        }
         if let Ok(path) = std::env::var("TEST_WORKER_HOOK_FILE") {
             options.on_shutdown(move |_| {
                 let path = path.clone();

@@ -13,7 +13,8 @@
 //!   continuing the trace the starter propagates; trace ids start with the epoch seconds, as
 //!   X-Ray requires.
 //! - Metrics: the SDK's worker, workflow, activity and client RPC metrics, through a meter whose
-//!   provider this crate owns, exported every 10 s.
+//!   provider this crate owns, exported every 10 s, as deltas (what CloudWatch's EMF needs; see
+//!   [`OtelOptions::temporality`]).
 //! - Every invocation ends with a force-flush of both providers, after the worker stopped and
 //!   bounded by the time left; never a shutdown, so warm invocations reuse them. A collector that
 //!   is down costs at most that bound and one warning.
@@ -37,6 +38,7 @@ use self::{
     resolve::Resolved,
 };
 use crate::{Error, Options, environment::Environment};
+pub use opentelemetry_sdk::metrics::Temporality;
 
 /// The ADOT collector's OTLP/gRPC endpoint inside a Lambda execution environment.
 pub const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
@@ -59,6 +61,16 @@ pub struct OtelOptions {
     pub tls: Option<OtlpTls>,
     /// How often metrics are exported while an invocation runs.
     pub metric_export_interval: Duration,
+    /// The metrics' aggregation temporality; `None`: the standard
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, else [`Temporality::Delta`].
+    ///
+    /// Delta is what CloudWatch needs through the ADOT collector: its `awsemf` exporter turns a
+    /// cumulative counter into deltas by keeping each series' first value as the baseline (so a
+    /// counter an execution environment records once, such as its first completed workflow,
+    /// never arrives) and sends cumulative histograms as they are (so each warm invocation
+    /// counts the earlier ones again). Choose [`Temporality::Cumulative`] for a backend that
+    /// expects it, such as Prometheus.
+    pub temporality: Option<Temporality>,
 }
 
 impl Default for OtelOptions {
@@ -68,6 +80,7 @@ impl Default for OtelOptions {
             endpoint: None,
             tls: None,
             metric_export_interval: METRIC_EXPORT_INTERVAL,
+            temporality: None,
         }
     }
 }

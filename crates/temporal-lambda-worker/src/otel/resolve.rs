@@ -9,13 +9,15 @@ use opentelemetry_otlp::{
 };
 use opentelemetry_sdk::{
     Resource,
-    metrics::{PeriodicReader, SdkMeterProvider},
+    metrics::{PeriodicReader, SdkMeterProvider, Temporality},
     trace::SdkTracerProvider,
 };
 
 use super::{DEFAULT_ENDPOINT, DEFAULT_SERVICE_NAME, OtelOptions, OtlpTls, XrayIdGenerator};
 use crate::{Error, environment::Environment};
 
+/// The standard variable for the metrics' temporality (read here: setting it in code wins).
+const TEMPORALITY_VARIABLE: &str = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
 /// The longest a single export may take before it is given up.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -27,6 +29,7 @@ pub(super) struct Resolved {
     tls: Option<OtlpTls>,
     resource_attributes: Vec<(&'static str, String)>,
     metric_export_interval: Duration,
+    temporality: Temporality,
 }
 
 impl PartialEq for OtlpTls {
@@ -53,6 +56,16 @@ impl Resolved {
                 "otel metric_export_interval is zero: use a period such as 10s".to_owned(),
             ));
         }
+        let temporality = match (otel.temporality, env.get(TEMPORALITY_VARIABLE)) {
+            (Some(temporality), _) => temporality,
+            (None, Some(text)) => text.parse().map_err(|()| {
+                Error::InvalidOptions(format!(
+                    "{TEMPORALITY_VARIABLE}='{text}': use delta (the default, what CloudWatch \
+                     wants), cumulative or lowmemory"
+                ))
+            })?,
+            (None, None) => Temporality::Delta,
+        };
         let service_name = otel
             .service_name
             .clone()
@@ -91,6 +104,7 @@ impl Resolved {
             tls,
             resource_attributes,
             metric_export_interval: otel.metric_export_interval,
+            temporality,
         })
     }
 
@@ -117,6 +131,7 @@ impl Resolved {
     pub(super) fn meter_provider(&self) -> Result<SdkMeterProvider, Error> {
         let exporter = self
             .to_collector(MetricExporter::builder().with_tonic())
+            .with_temporality(self.temporality)
             .build()
             .map_err(|e| self.exporter_error(&e))?;
         let reader = PeriodicReader::builder(exporter)
@@ -194,6 +209,34 @@ mod tests {
 
         let resolved = Resolved::new(&self::env(), &OtelOptions::default()).unwrap();
         assert_eq!(resolved.service_name, DEFAULT_SERVICE_NAME);
+    }
+
+    #[test]
+    fn metrics_are_deltas_unless_the_option_or_the_standard_variable_says_otherwise() {
+        let resolved = |env: &Environment, temporality| {
+            let options = OtelOptions {
+                temporality,
+                ..Default::default()
+            };
+            Resolved::new(env, &options).map(|r| r.temporality)
+        };
+        assert_eq!(resolved(&env(), None).unwrap(), Temporality::Delta);
+        let cumulative = env().with(TEMPORALITY_VARIABLE, "Cumulative");
+        assert_eq!(
+            resolved(&cumulative, None).unwrap(),
+            Temporality::Cumulative
+        );
+        let option = Some(Temporality::LowMemory);
+        assert_eq!(
+            resolved(&cumulative, option).unwrap(),
+            Temporality::LowMemory
+        );
+        let wrong = env().with(TEMPORALITY_VARIABLE, "sometimes");
+        let message = resolved(&wrong, None).unwrap_err().to_string();
+        assert!(
+            message.contains("'sometimes'") && message.contains("use delta"),
+            "{message}"
+        );
     }
 
     #[test]
