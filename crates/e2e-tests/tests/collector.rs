@@ -22,9 +22,7 @@ use lambda_local::{
 };
 use opentelemetry::trace::TracerProvider as _;
 use temporal_lambda_worker::otel::XrayIdGenerator;
-use temporalio_client::{
-    Client, ClientOptions, ConnectionOptions, Url, WorkflowGetResultOptions, WorkflowStartOptions,
-};
+use temporalio_client::{Client, ClientOptions, ConnectionOptions, Url, WorkflowStartOptions};
 use temporalio_sdk::opentelemetry::OpenTelemetryPlugin;
 
 /// The release of every collector module in `collector/go.mod`, and of the ADOT layer the
@@ -235,21 +233,10 @@ fn run_greetings(
         let started_ms = common::epoch_ms();
         let starter = shared.run(async move {
             let (client, provider) = traced_client(&temporal, &otlp).await;
-            let handle = client
-                .start_workflow(
-                    GreetingWorkflow::run,
-                    "collector".to_owned(),
-                    WorkflowStartOptions::new(task_queue, workflow_id).build(),
-                )
-                .await
-                .unwrap();
-            let result = tokio::time::timeout(
-                Duration::from_secs(60),
-                handle.get_result(WorkflowGetResultOptions::default()),
-            )
-            .await
-            .expect("the workflow completed within 60 s")
-            .unwrap();
+            let (workflow, name) = (GreetingWorkflow::run, "collector".to_owned());
+            let patience = Duration::from_secs(60);
+            let result =
+                common::complete(&client, workflow, name, task_queue, workflow_id, patience).await;
             assert_eq!(result, "Hello, collector!");
             provider
         });

@@ -320,21 +320,9 @@ where
     let (task_queue, id) = (task_queue.to_owned(), id.to_owned());
     fixture.run(async move {
         let client = fixture.client().await;
-        let handle = client
-            .start_workflow(
-                workflow,
-                input,
-                WorkflowStartOptions::new(task_queue, id.clone()).build(),
-            )
-            .await
-            .unwrap();
-        let output = tokio::time::timeout(
-            Duration::from_secs(120),
-            handle.get_result(WorkflowGetResultOptions::default()),
-        )
-        .await
-        .expect("the workflow completed within two minutes")
-        .unwrap();
+        let patience = Duration::from_secs(120);
+        let output =
+            common::complete(&client, workflow, input, task_queue, id.clone(), patience).await;
         (output, common::History::fetch(&client, &id).await)
     })
 }

@@ -19,9 +19,10 @@ use lambda_local::{
 };
 use temporalio_client::{
     Client, ClientOptions, ConnectionOptions, Url, WorkflowFetchHistoryOptions,
+    WorkflowGetResultOptions, WorkflowStartOptions,
 };
 use temporalio_common::{
-    UntypedWorkflow,
+    HasWorkflowDefinition, UntypedWorkflow,
     protos::temporal::api::{
         enums::v1::{EventType, TimeoutType, VersioningBehavior},
         failure::v1::failure::FailureInfo,
@@ -231,6 +232,38 @@ pub async fn client(address: &str) -> Client {
         ClientOptions::new("default").build(),
     )
     .await
+    .unwrap()
+}
+
+/// Starts `workflow` with `input` as `id` on `task_queue` and waits at most `patience` for its
+/// result.
+pub async fn complete<W>(
+    client: &Client,
+    workflow: W,
+    input: W::Input,
+    task_queue: String,
+    id: String,
+    patience: Duration,
+) -> W::Output
+where
+    W: HasWorkflowDefinition + Send + Sync + 'static,
+    W::Input: Send + 'static,
+    W::Output: Send + 'static,
+{
+    let handle = client
+        .start_workflow(
+            workflow,
+            input,
+            WorkflowStartOptions::new(task_queue, id).build(),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        patience,
+        handle.get_result(WorkflowGetResultOptions::default()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the workflow completed within {patience:?}"))
     .unwrap()
 }
 
