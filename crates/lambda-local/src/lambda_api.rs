@@ -264,6 +264,16 @@ pub(crate) async fn invoke(
     }
 }
 
+/// An error of an AWS JSON-protocol API (Secrets Manager, Parameter Store, X-Ray, CloudWatch
+/// Logs): the type in `__type`, as the AWS SDKs read it.
+pub(crate) fn json_protocol_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"__type": error_type, "message": message})),
+    )
+        .into_response()
+}
+
 /// A Lambda API error: the type in `X-Amzn-ErrorType`, as the AWS SDKs read it.
 pub(crate) fn lambda_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     (

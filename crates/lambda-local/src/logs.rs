@@ -6,10 +6,12 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
-    time::{SystemTime, UNIX_EPOCH},
+    time::SystemTime,
 };
 
 use serde::{Deserialize, Serialize};
+
+use crate::pool::epoch_ms;
 
 /// Lines kept per function; older ones are dropped first.
 pub const MAX_LINES_PER_FUNCTION: usize = 20_000;
@@ -50,10 +52,7 @@ pub(crate) struct Logs {
 impl Logs {
     pub(crate) fn push(&self, function: &str, environment: u32, source: LogSource, text: &str) {
         let line = LogLine {
-            timestamp_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis() as u64,
+            timestamp_ms: epoch_ms(SystemTime::now()),
             environment,
             source,
             text: truncate(text, MAX_LINE_BYTES),

@@ -620,7 +620,8 @@ fn trace_id() -> String {
     )
 }
 
-fn epoch_ms(time: SystemTime) -> u64 {
+/// Milliseconds since the epoch (0 for a time before it).
+pub(crate) fn epoch_ms(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64

@@ -20,7 +20,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::pool::ROLE_SESSION_TOKEN;
+use crate::{lambda_api::json_protocol_error, pool::ROLE_SESSION_TOKEN};
 
 /// What the extension serves: Secrets Manager secrets and Parameter Store parameters by name.
 #[derive(Default)]
@@ -78,22 +78,13 @@ impl SecretsExtension {
     }
 }
 
-/// The store's error, as the extension passes it on.
-fn store_error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"__type": error_type, "message": message})),
-    )
-        .into_response()
-}
-
 /// The session token check the extension makes on every request.
 fn refused(headers: &HeaderMap) -> Option<Response> {
     let token = headers
         .get("x-aws-parameters-secrets-token")
         .and_then(|v| v.to_str().ok());
     (token != Some(ROLE_SESSION_TOKEN)).then(|| {
-        store_error(
+        json_protocol_error(
             StatusCode::UNAUTHORIZED,
             "UnauthorizedException",
             "X-Aws-Parameters-Secrets-Token must be the function's AWS_SESSION_TOKEN",
@@ -122,11 +113,11 @@ fn serve(
     }
     let Some(id) = query.get(key) else {
         let message = format!("{key} is required");
-        return store_error(StatusCode::BAD_REQUEST, "ValidationException", &message);
+        return json_protocol_error(StatusCode::BAD_REQUEST, "ValidationException", &message);
     };
     match lookup(id) {
         Some(found) => Json(found).into_response(),
-        None => store_error(StatusCode::BAD_REQUEST, missing.0, missing.1),
+        None => json_protocol_error(StatusCode::BAD_REQUEST, missing.0, missing.1),
     }
 }
 

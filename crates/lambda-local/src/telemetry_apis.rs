@@ -6,10 +6,7 @@
 //! [`crate::LocalLambda::trace_segments`] and [`crate::LocalLambda::log_events`]. Signatures are
 //! not checked (the static credentials of [`crate::LocalLambda::aws_client_environment`] sign).
 
-use std::{
-    sync::Mutex,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{sync::Mutex, time::SystemTime};
 
 use axum::{
     Json,
@@ -18,6 +15,8 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+use crate::{lambda_api::json_protocol_error, pool::epoch_ms};
 
 /// The `X-Amz-Target` prefix of CloudWatch Logs calls (the JSON 1.1 protocol, `POST /`).
 pub(crate) const LOGS_TARGET_PREFIX: &str = "Logs_20140328.";
@@ -55,26 +54,11 @@ pub(crate) struct Telemetry {
     log_events: Mutex<Vec<CloudWatchLogEvent>>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 fn keep<T>(list: &Mutex<Vec<T>>, new: impl IntoIterator<Item = T>) {
     let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
     list.extend(new);
     let excess = list.len().saturating_sub(MAX_KEPT);
     list.drain(..excess);
-}
-
-/// An AWS JSON-protocol error.
-fn error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"__type": error_type, "message": message})),
-    )
-        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -118,14 +102,14 @@ impl Telemetry {
         let request: PutTraceSegments = match serde_json::from_slice(body) {
             Ok(request) => request,
             Err(e) => {
-                return error(
+                return json_protocol_error(
                     StatusCode::BAD_REQUEST,
                     "InvalidRequestException",
                     &e.to_string(),
                 );
             }
         };
-        let received_at_ms = now_ms();
+        let received_at_ms = epoch_ms(SystemTime::now());
         let mut unprocessed = Vec::new();
         let mut accepted = Vec::new();
         for text in request.documents {
@@ -151,14 +135,14 @@ impl Telemetry {
                 let request: PutLogEvents = match serde_json::from_slice(body) {
                     Ok(request) => request,
                     Err(e) => {
-                        return error(
+                        return json_protocol_error(
                             StatusCode::BAD_REQUEST,
                             "InvalidParameterException",
                             &e.to_string(),
                         );
                     }
                 };
-                let received_at_ms = now_ms();
+                let received_at_ms = epoch_ms(SystemTime::now());
                 keep(
                     &self.log_events,
                     request
@@ -178,7 +162,7 @@ impl Telemetry {
             "CreateLogGroup" | "CreateLogStream" | "PutRetentionPolicy" | "TagResource" => {
                 Json(json!({})).into_response()
             }
-            other => error(
+            other => json_protocol_error(
                 StatusCode::BAD_REQUEST,
                 "UnknownOperationException",
                 &format!(
