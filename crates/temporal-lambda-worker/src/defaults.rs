@@ -56,6 +56,11 @@ pub const SHUTDOWN_DEADLINE_BUFFER_BEYOND_STOP_TIMEOUT: Duration = Duration::fro
 /// takes milliseconds.
 pub const IDLE_EXIT: Duration = Duration::from_secs(1);
 
+/// How far ahead an idle worker looks for work that is due: a timer of a workflow in its cache,
+/// or the retry of an activity attempt it ran that failed. Work due within this keeps the
+/// invocation (and its cache) until it has come ([`crate::Options::idle_exit_lookahead`]).
+pub const IDLE_EXIT_LOOKAHEAD: Duration = Duration::from_secs(5);
+
 /// Worker options carrying every Lambda default, for `task_queue` and `version`, with
 /// Worker Deployment Versioning on.
 pub(crate) fn worker_options(

@@ -12,6 +12,8 @@ pub const SHUTDOWN_BUFFER_VAR: &str = "TEMPORAL_LAMBDA_SHUTDOWN_BUFFER";
 pub const STOP_TIMEOUT_VAR: &str = "TEMPORAL_LAMBDA_STOP_TIMEOUT";
 /// Idle exit period, or `off` (`options.idle_exit`).
 pub const IDLE_EXIT_VAR: &str = "TEMPORAL_LAMBDA_IDLE_EXIT";
+/// How far the idle exit looks ahead for due work, or `off` (`options.idle_exit_lookahead`).
+pub const IDLE_LOOKAHEAD_VAR: &str = "TEMPORAL_LAMBDA_IDLE_LOOKAHEAD";
 /// `true` or `false` (`options.reuse_connection`).
 pub const REUSE_CONNECTION_VAR: &str = "TEMPORAL_LAMBDA_REUSE_CONNECTION";
 
@@ -24,11 +26,10 @@ pub(crate) fn apply(env: &Environment, options: &mut Options) -> Result<(), Erro
         options.worker.graceful_shutdown_period = Some(duration(STOP_TIMEOUT_VAR, value)?);
     }
     if let Some(value) = env.get(IDLE_EXIT_VAR) {
-        options.idle_exit = if value.trim().eq_ignore_ascii_case("off") {
-            None
-        } else {
-            Some(duration(IDLE_EXIT_VAR, value)?)
-        };
+        options.idle_exit = duration_or_off(IDLE_EXIT_VAR, value)?;
+    }
+    if let Some(value) = env.get(IDLE_LOOKAHEAD_VAR) {
+        options.idle_exit_lookahead = duration_or_off(IDLE_LOOKAHEAD_VAR, value)?;
     }
     if let Some(value) = env.get(REUSE_CONNECTION_VAR) {
         options.reuse_connection = match value.trim().to_ascii_lowercase().as_str() {
@@ -42,6 +43,15 @@ pub(crate) fn apply(env: &Environment, options: &mut Options) -> Result<(), Erro
         };
     }
     Ok(())
+}
+
+/// `off`, or a [`duration`].
+fn duration_or_off(variable: &str, value: &str) -> Result<Option<Duration>, Error> {
+    if value.trim().eq_ignore_ascii_case("off") {
+        Ok(None)
+    } else {
+        duration(variable, value).map(Some)
+    }
 }
 
 /// A positive duration written as a whole number with a unit: `ms`, `s` or `m`.
@@ -106,6 +116,7 @@ mod tests {
                 (SHUTDOWN_BUFFER_VAR, "12s"),
                 (STOP_TIMEOUT_VAR, "9s"),
                 (IDLE_EXIT_VAR, "1500ms"),
+                (IDLE_LOOKAHEAD_VAR, "20s"),
                 (REUSE_CONNECTION_VAR, "FALSE"),
             ],
             |_| {},
@@ -118,18 +129,27 @@ mod tests {
             Some(Duration::from_secs(9))
         );
         assert_eq!(settings.timing.idle_exit, Some(Duration::from_millis(1500)));
+        assert_eq!(
+            settings.timing.idle_lookahead,
+            Some(Duration::from_secs(20))
+        );
         assert!(!settings.reuse_connection);
     }
 
     #[test]
     fn code_wins_over_variables_and_off_turns_idle_exit_off() {
         let settings = setup_with(
-            &[(SHUTDOWN_BUFFER_VAR, "12s"), (IDLE_EXIT_VAR, "off")],
+            &[
+                (SHUTDOWN_BUFFER_VAR, "12s"),
+                (IDLE_EXIT_VAR, "off"),
+                (IDLE_LOOKAHEAD_VAR, "OFF"),
+            ],
             |options| options.shutdown_deadline_buffer = Some(Duration::from_secs(20)),
         )
         .unwrap();
         assert_eq!(settings.timing.buffer, Duration::from_secs(20));
         assert_eq!(settings.timing.idle_exit, None);
+        assert_eq!(settings.timing.idle_lookahead, None);
         assert!(settings.reuse_connection, "on by default");
     }
 

@@ -135,7 +135,9 @@ async fn work<B: Backend>(
     let stopped_by = tokio::select! {
         result = &mut run => return Err(result.err().unwrap_or_else(stopped_early)),
         () = sleep_until(plan.stop_polling) => StoppedBy::Deadline,
-        () = idle(&tasks, &timing), if timing.idle_exit.is_some() => StoppedBy::Idle,
+        () = idle(&tasks, &timing, plan.stop_polling), if timing.idle_exit.is_some() => {
+            StoppedBy::Idle
+        }
         () = sigterm(&warm.sigterm) => StoppedBy::Sigterm,
     };
 
@@ -276,8 +278,9 @@ async fn taken_in(tasks: &TaskCount, brought: u64, by: Instant) -> bool {
         && started()
 }
 
-/// Returns once nothing has been in flight for the idle period ([`Timing::idle_period`]).
-async fn idle(tasks: &TaskCount, timing: &Timing) {
+/// Returns once nothing has been in flight for the idle period ([`Timing::idle_period`]) and no
+/// known work is due soon ([`Timing::stay_for_due_work`]).
+async fn idle(tasks: &TaskCount, timing: &Timing, stop_polling: Instant) {
     let mut changes = tasks.changes();
     loop {
         // Marked seen before reading, so a change from here on wakes the wait below.
@@ -287,7 +290,14 @@ async fn idle(tasks: &TaskCount, timing: &Timing) {
             return std::future::pending().await;
         };
         let wait = match tasks.idle_for() {
-            Some(idle_for) if idle_for >= required => return,
+            Some(idle_for) if idle_for >= required => {
+                let now = Instant::now();
+                let due = tasks.next_due(required);
+                match timing.stay_for_due_work(due, required, now, stop_polling) {
+                    Some(until) => Some(until - now),
+                    None => return,
+                }
+            }
             Some(idle_for) => Some(required - idle_for),
             // Something is in flight: only a change can make the worker idle.
             None => None,

@@ -463,6 +463,43 @@ async fn idle_exit_waits_for_a_long_task_and_for_tasks_arriving_in_between() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_idle_worker_stays_for_work_due_within_the_lookahead() {
+    // Each task makes work due 3 s after it ends; the second one comes, the third never does.
+    let script = Script {
+        tasks: vec![(Duration::ZERO, SECOND), (4 * SECOND, SECOND)],
+        due_after_each_task: Some(3 * SECOND),
+        ..Default::default()
+    };
+    let looking = settings_with(|options| {
+        options.idle_exit = Some(SECOND);
+        options.idle_exit_lookahead = Some(5 * SECOND);
+    });
+    let backend = FakeBackend::new(script.clone());
+    let summary = invoke_within(&backend, &looking, 60 * SECOND)
+        .await
+        .unwrap();
+    assert_eq!(summary.stopped_by, StoppedBy::Idle);
+    assert_eq!(summary.activity_tasks, 2);
+    // The last task ended at 5 s; what it made due (8 s) did not come within the idle period.
+    assert_eq!(backend.at("stop requested"), 9 * SECOND);
+
+    // Without the lookahead, or with one shorter than the wait (due at 4 s, seen idle at 2 s),
+    // the first idle second ends it.
+    for lookahead in [None, Some(SECOND)] {
+        let backend = FakeBackend::new(script.clone());
+        let settings = settings_with(|options| {
+            options.idle_exit = Some(SECOND);
+            options.idle_exit_lookahead = lookahead;
+        });
+        let summary = invoke_within(&backend, &settings, 60 * SECOND)
+            .await
+            .unwrap();
+        assert_eq!(summary.activity_tasks, 1, "{lookahead:?}");
+        assert_eq!(backend.at("stop requested"), 2 * SECOND, "{lookahead:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_deadline_still_wins_over_a_busy_worker_with_idle_exit() {
     let busy: Vec<_> = (0..60).map(|i| (i * SECOND, SECOND)).collect();
     let backend = FakeBackend::new(Script {

@@ -36,8 +36,8 @@
 //! - Warm invocations keep the connection (checked before each reuse); SIGTERM stops an
 //!   invocation in progress within Lambda's 500 ms; an idle exit can end an invocation early.
 //!   `TEMPORAL_LAMBDA_*` variables ([`SHUTDOWN_BUFFER_VAR`], [`STOP_TIMEOUT_VAR`],
-//!   [`IDLE_EXIT_VAR`], [`REUSE_CONNECTION_VAR`]) tune these without a rebuild. The rules and
-//!   their trade-offs: [`guide::lifecycle`].
+//!   [`IDLE_EXIT_VAR`], [`IDLE_LOOKAHEAD_VAR`], [`REUSE_CONNECTION_VAR`]) tune these without a
+//!   rebuild. The rules and their trade-offs: [`guide::lifecycle`].
 //! - [`LambdaWorker`] is the handler as a `tower::Service`, for layers and tests.
 //! - The long-form documentation is in [`guide`]; the timing rules in [`timing`].
 //!
@@ -78,7 +78,7 @@ mod worker;
 
 pub use config::CONFIG_FILE_NAME;
 pub use env_settings::{
-    IDLE_EXIT_VAR, REUSE_CONNECTION_VAR, SHUTDOWN_BUFFER_VAR, STOP_TIMEOUT_VAR,
+    IDLE_EXIT_VAR, IDLE_LOOKAHEAD_VAR, REUSE_CONNECTION_VAR, SHUTDOWN_BUFFER_VAR, STOP_TIMEOUT_VAR,
 };
 pub use error::{BoxError, Error, InvocationError};
 

@@ -89,11 +89,12 @@ impl ShutdownContext {
 /// - `connection` and `client`: loaded from `temporal.toml` and the environment.
 /// - `shutdown_deadline_buffer`: time reserved at the end of each invocation (unset: the stop
 ///   timeout + 2 s).
-/// - `idle_exit` (1 s) and `reuse_connection` (on): see their fields.
+/// - `idle_exit` (1 s), `idle_exit_lookahead` (5 s) and `reuse_connection` (on): see their
+///   fields.
 ///
 /// Before `configure` runs, the `TEMPORAL_LAMBDA_*` variables of the function's environment are
 /// applied ([`crate::SHUTDOWN_BUFFER_VAR`], [`crate::STOP_TIMEOUT_VAR`], [`crate::IDLE_EXIT_VAR`],
-/// [`crate::REUSE_CONNECTION_VAR`]), so a deployment can tune these without a rebuild while
+/// [`crate::IDLE_LOOKAHEAD_VAR`], [`crate::REUSE_CONNECTION_VAR`]), so a deployment can tune these without a rebuild while
 /// values set in code still win.
 ///
 /// Register workflows through [`Options::register_workflow`] or
@@ -125,6 +126,15 @@ pub struct Options {
     /// workflows cached in this worker are replayed there), so raise it for workflows that wait
     /// on timers or signals a little longer than the period.
     pub idle_exit: Option<Duration>,
+    /// Before an idle exit, look this far ahead for work that is due: a timer one of the
+    /// worker's cached workflows started, or the retry of an activity attempt it ran that
+    /// failed. When such work is due within the lookahead (and before polling stops), the
+    /// invocation stays until it has come, so a short timer is served from the cache instead of
+    /// by a new invocation that replays the history; waits longer than the lookahead still stop
+    /// billing. Signals and other outside events cannot be foreseen. Default:
+    /// [`defaults::IDLE_EXIT_LOOKAHEAD`] (5 s). `None`: the idle exit looks at nothing but the
+    /// tasks in flight.
+    pub idle_exit_lookahead: Option<Duration>,
     /// Keep the connection to Temporal from one invocation to the next in the same execution
     /// environment (default `true`). A kept connection is checked with one short request before
     /// it is used and replaced when the check fails, so a connection that died while the
@@ -154,6 +164,7 @@ impl std::fmt::Debug for Options {
             .field("stop_timeout", &self.worker.graceful_shutdown_period)
             .field("shutdown_deadline_buffer", &self.shutdown_deadline_buffer)
             .field("idle_exit", &self.idle_exit)
+            .field("idle_exit_lookahead", &self.idle_exit_lookahead)
             .field("reuse_connection", &self.reuse_connection)
             .field("versioning_behaviors", &self.explicit_behaviors)
             .field("shutdown_hooks", &self.hooks.len())
@@ -173,6 +184,7 @@ impl Options {
             client: config.client,
             shutdown_deadline_buffer: None,
             idle_exit: Some(defaults::IDLE_EXIT),
+            idle_exit_lookahead: Some(defaults::IDLE_EXIT_LOOKAHEAD),
             reuse_connection: true,
             explicit_behaviors: Vec::new(),
             hooks: Vec::new(),
@@ -335,7 +347,8 @@ impl Options {
                 defaults::WORKER_STOP_TIMEOUT
             ))
         })?;
-        let timing = Timing::new(stop_timeout, self.shutdown_deadline_buffer, self.idle_exit)?;
+        let mut timing = Timing::new(stop_timeout, self.shutdown_deadline_buffer, self.idle_exit)?;
+        timing.idle_lookahead = self.idle_exit_lookahead;
         Ok(Settings {
             worker: self.worker,
             connection: self.connection,

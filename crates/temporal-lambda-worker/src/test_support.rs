@@ -88,6 +88,9 @@ pub(crate) struct Script {
     pub(crate) ignores_shutdown: bool,
     /// Tasks the worker processes: (start after `run` began, duration).
     pub(crate) tasks: Vec<(Duration, Duration)>,
+    /// Each task, as it finishes, makes work due this long later (as a failed activity attempt
+    /// does with its retry).
+    pub(crate) due_after_each_task: Option<Duration>,
     /// Once told to end its polls, the last one is answered after this long.
     pub(crate) polls_end_after: Duration,
 }
@@ -286,11 +289,15 @@ impl PollingWorker for FakeWorker {
         let began = Instant::now();
         let tasks = Arc::clone(&self.tasks);
         let script = self.script.tasks.clone();
+        let due_after = self.script.due_after_each_task;
         let simulate = async move {
             for (at, lasting) in script {
                 tokio::time::sleep_until(began + at).await;
                 tasks.started(Task::Activity);
                 tokio::time::sleep(lasting).await;
+                if let Some(after) = due_after {
+                    tasks.retry_after(after);
+                }
                 tasks.finished();
             }
             std::future::pending::<()>().await

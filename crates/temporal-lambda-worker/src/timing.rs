@@ -70,6 +70,9 @@ pub(crate) struct Timing {
     pub(crate) stop_timeout: Duration,
     /// The idle exit period, or `None` to poll until the deadline stop.
     pub(crate) idle_exit: Option<Duration>,
+    /// How far ahead an idle worker looks for work that is due, or `None` to leave without
+    /// looking ([`crate::Options::idle_exit_lookahead`]).
+    pub(crate) idle_lookahead: Option<Duration>,
 }
 
 impl Timing {
@@ -109,6 +112,7 @@ impl Timing {
             buffer,
             stop_timeout,
             idle_exit,
+            idle_lookahead: Some(defaults::IDLE_EXIT_LOOKAHEAD),
         })
     }
 
@@ -148,6 +152,20 @@ impl Timing {
                 period.max(IDLE_EXIT_FIRST_TASK_WAIT)
             }
         })
+    }
+
+    /// Until when a worker idle for its period (`idle_period`) stays for work due at `due`: the
+    /// moment it is due plus the period, when it is due within the lookahead from `now` and
+    /// before polling stops. `None`: it leaves now.
+    pub(crate) fn stay_for_due_work(
+        &self,
+        due: Option<Instant>,
+        idle_period: Duration,
+        now: Instant,
+        stop_polling: Instant,
+    ) -> Option<Instant> {
+        let (lookahead, due) = (self.idle_lookahead?, due?);
+        (due <= now + lookahead && due < stop_polling).then_some(due + idle_period)
     }
 }
 
@@ -331,6 +349,37 @@ mod tests {
                 .idle_period(true),
             None
         );
+    }
+
+    #[test]
+    fn an_idle_worker_stays_for_work_due_within_the_lookahead_and_before_polling_stops() {
+        let timing = defaults();
+        assert_eq!(timing.idle_lookahead, Some(defaults::IDLE_EXIT_LOOKAHEAD));
+        let now = Instant::now();
+        let stop = now + ms(30_000);
+        let period = ms(1_000);
+        let within = now + defaults::IDLE_EXIT_LOOKAHEAD;
+        assert_eq!(
+            timing.stay_for_due_work(Some(within), period, now, stop),
+            Some(within + period)
+        );
+        let beyond = within + ms(1);
+        assert_eq!(
+            timing.stay_for_due_work(Some(beyond), period, now, stop),
+            None
+        );
+        assert_eq!(timing.stay_for_due_work(None, period, now, stop), None);
+        // Due after polling stops: the deadline stop comes first, staying would only bill.
+        let short = now + ms(1_000);
+        assert_eq!(
+            timing.stay_for_due_work(Some(now + ms(1_500)), period, now, short),
+            None
+        );
+        let off = Timing {
+            idle_lookahead: None,
+            ..timing
+        };
+        assert_eq!(off.stay_for_due_work(Some(now), period, now, stop), None);
     }
 
     #[test]
