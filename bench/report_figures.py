@@ -1,5 +1,5 @@
-"""Figures of one implementation, computed from the harness's raw samples and invocation records:
-medians, spreads, cost and shutdown precision. Used by report.py."""
+"""Figures computed from the harness's raw samples and invocation records: medians, spreads, cost
+per workflow, overruns. Used by report.py."""
 
 import math
 import os
@@ -8,9 +8,6 @@ import statistics
 import subprocess
 import zipfile
 from pathlib import Path
-
-BUFFER_MS = 7000  # every implementation's default shutdown deadline buffer
-
 
 # ---------------------------------------------------------------- statistics
 
@@ -61,12 +58,7 @@ def fmt_ratio(r):
     return "–" if r is None else f"{r:.2f}×"
 
 
-# ---------------------------------------------------------------- per implementation
-
-
-def right_sized_mb(peak_mb):
-    """The smallest Lambda memory size, in 64 MB steps from 128 MB, that the peak fits in."""
-    return max(128, math.ceil(max(peak_mb, 1) / 64) * 64)
+# ---------------------------------------------------------------- per implementation and cell
 
 
 def gb_seconds(billed_ms, memory_mb):
@@ -88,108 +80,57 @@ def zipped_bytes(directory):
     return size
 
 
-def summarize(m, burst_size):
-    """The figures of one implementation, as plain numbers (None where not measured)."""
-    records = m["records"]
-    ok = [r for r in records if r["outcome"] == "success"]
-    peak = max((r["max_memory_used_mb"] for r in records), default=0)
-    memory = right_sized_mb(peak)
-    cold = [s for s in m["cold"] if not s["error"]]
-    warm = [s for s in m["warm"] if not s["error"]]
-    # Bursts of the same size and concurrency are repeats, whatever they were run for (the
-    # extra bursts for the shutdown-precision sample are the same 100 workflows at 16).
-    bursts = {}
-    for b in m["bursts"]:
-        if b["workflows"] == burst_size:
-            bursts.setdefault(b["concurrency"], []).append(b)
-    # Shutdown precision: how long after (deadline - buffer) each invocation's response came,
-    # for the invocations that polled until then (not those an idle exit ended early).
-    lateness = [
-        r["started_at_ms"] + r["duration_ms"] - (r["deadline_ms"] - BUFFER_MS)
-        for r in ok
-        if stopped_by(r) != "idle"
-    ]
-    overran = [
+def cell_figures(cell):
+    """The figures of one implementation in one cell (a workload at a memory size and timeout),
+    as plain numbers: lists for medians and spreads, None where not measured."""
+    memory = cell["memory_mb"]
+    cold = [s for s in cell["cold"] if not s["error"]]
+    warm = [s for s in cell["warm"] if not s["error"]]
+    bursts = [b for b in cell["bursts"] if b["completed"]]
+    samples = cell["cold"] + cell["warm"] + cell["bursts"]
+    errors = [cell["error"]] + [e for b in cell["bursts"] for e in b["errors"]]
+    errors = sorted({e for e in errors if e})
+    return {
+        "oom": any("OutOfMemory" in e for e in errors),
+        "errors": errors,
+        "init_ms": [s["init_ms"] for s in cold],
+        "start_to_invoke_ms": [s["start_to_invoke_ms"] for s in cold],
+        "first_task_cold_ms": [s["invoke_to_first_task_ms"] for s in cold],
+        "first_task_warm_ms": [s["invoke_to_first_task_ms"] for s in warm],
+        "e2e_cold_ms": [s["e2e_ms"] for s in cold],
+        "e2e_warm_ms": [s["e2e_ms"] for s in warm],
+        "gbs_cold": [gb_seconds(s["billed_ms"], memory) for s in cold],
+        "gbs_warm": [gb_seconds(s["billed_ms"], memory) for s in warm],
+        "invocations_cold": [s["invocations"] for s in cold],
+        "invocations_warm": [s["invocations"] for s in warm],
+        "burst_e2e_ms": [v for b in bursts for v in b["latencies_ms"]],
+        "burst_gbs_per_wf": [gb_seconds(b["billed_ms"], memory) / b["completed"] for b in bursts],
+        "burst_invocations_per_wf": [b["invocations"] / b["completed"] for b in bursts],
+        "burst_completed": sum(b["completed"] for b in cell["bursts"]),
+        "burst_workflows": sum(b["workflows"] for b in cell["bursts"]),
+        "burst_throughput": [b["throughput_per_s"] for b in bursts],
+        "max_memory_mb": max((s["max_memory_mb"] for s in samples), default=None) or None,
+    }
+
+
+def overruns(records):
+    """Invocations that ended after their deadline (or were ended by it)."""
+    return [
         r
         for r in records
         if r["outcome"] == "timeout"
-        or (
-            r["outcome"] == "success"
-            and r["started_at_ms"] + r["duration_ms"] > r["deadline_ms"]
-        )
+        or (r["outcome"] == "success" and r["started_at_ms"] + r["duration_ms"] > r["deadline_ms"])
     ]
-    s = {
-        "name": m["name"],
-        "description": m["description"],
-        "error": m["error"],
-        "package_mb": m["package_bytes"] / 1e6,
-        "package_files": m["package_files"],
-        "zipped_mb": (zipped_bytes(m["package"]) or 0) / 1e6 or None,
-        "peak_mb": peak or None,
-        "memory_mb": memory,
-        "init_ms": [s["init_ms"] for s in cold],
-        "first_task_cold_ms": [s["invoke_to_first_task_ms"] for s in cold],
-        "first_task_warm_ms": [s["invoke_to_first_task_ms"] for s in warm],
-        "start_to_invoke_ms": [s["start_to_invoke_ms"] for s in cold + warm],
-        "e2e_cold_ms": [s["e2e_ms"] for s in cold],
-        "e2e_warm_ms": [s["e2e_ms"] for s in warm],
-        "billed_cold_ms": [s["billed_ms"] for s in cold],
-        "billed_warm_ms": [s["billed_ms"] for s in warm],
-        "gbs_cold": [gb_seconds(s["billed_ms"], memory) for s in cold],
-        "gbs_warm": [gb_seconds(s["billed_ms"], memory) for s in warm],
-        "invocations": len(records),
-        # The limits lambda-local says each invocation ran under ("cgroup": the CPU share and
-        # memory limit of its memory size; "none": a whole host). Records older than the field
-        # ran unlimited.
-        "limits": sorted({r.get("limits", "none") for r in records}),
-        "lateness_ms": lateness,
-        "overran": len(overran),
-        "failed_invocations": len(records) - len(ok),
-        "bursts": {},
-    }
-    pairs = [f for f in m.get("follow_ups", []) if not f["error"]]
-    s["follow_up"] = {
-        "pairs": len(pairs),
-        "errors": sorted({f["error"] for f in m.get("follow_ups", []) if f["error"]}),
-        "billed_ms": [f["billed_ms"] for f in pairs],
-        "gbs": [gb_seconds(f["billed_ms"], memory) for f in pairs],
-        "first_e2e_ms": [f["first_e2e_ms"] for f in pairs],
-        "second_e2e_ms": [f["second_e2e_ms"] for f in pairs],
-        "invocations": [f["invocations"] for f in pairs],
-    }
-    s["stopped_by_idle"] = sum(1 for r in ok if stopped_by(r) == "idle")
-    # Ours says how long each invocation took to start polling, by kind of connection.
-    for kind in ("new", "reused"):
-        s[f"ready_{kind}_ms"] = [
-            r["response"]["ready_ms"]
-            for r in ok
-            if isinstance(r.get("response"), dict)
-            and r["response"].get("connection") == kind
-            and "ready_ms" in r["response"]
-        ]
-    for c, runs in sorted(bursts.items()):
-        per_wf = [
-            (b["billed_ms"] / b["completed"]) if b["completed"] else None for b in runs
-        ]
-        s["bursts"][c] = {
-            "runs": len(runs),
-            "workflows": sum(b["workflows"] for b in runs),
-            "completed": sum(b["completed"] for b in runs),
-            "throughput_runs": [b["throughput_per_s"] if b["completed"] else None for b in runs],
-            "throughput": median(
-                [b["throughput_per_s"] if b["completed"] else None for b in runs]
-            ),
-            "latency_p50_ms": median([v for b in runs for v in b["latencies_ms"]]),
-            "latency_p95_ms": percentile([v for b in runs for v in b["latencies_ms"]], 95),
-            "billed_per_wf_ms": per_wf,
-            "gbs_per_wf_runs": [gb_seconds(v, memory) if v else None for v in per_wf],
-            "gbs_per_wf": median([gb_seconds(v, memory) if v else None for v in per_wf]),
-            "invocations": [b["invocations"] for b in runs],
-            "cold_starts": [b["cold_starts"] for b in runs],
-            "errors": sorted({e for b in runs for e in b["errors"]}),
-            "drained": all(b["drained"] for b in runs),
-        }
-    return s
+
+
+def ready_ms(records):
+    """How long ours took from the event to polling, by kind of connection (from its responses)."""
+    out = {"new": [], "reused": []}
+    for r in records:
+        response = r.get("response")
+        if isinstance(response, dict) and response.get("connection") in out and "ready_ms" in response:
+            out[response["connection"]].append(response["ready_ms"])
+    return out
 
 
 def stopped_by(record):

@@ -14,28 +14,35 @@ use lambda_local::{
     temporal::{DevServer, default_tools_dir, find_or_install_cli},
 };
 use temporalio_client::{
-    Client, ClientOptions, ConnectionOptions, UntypedWorkflow, Url, WorkflowGetResultOptions,
-    WorkflowStartOptions,
+    Client, ClientOptions, ConnectionOptions, UntypedSignal, UntypedWorkflow, Url,
+    WorkflowGetResultOptions, WorkflowSignalOptions, WorkflowStartOptions,
 };
 use temporalio_common::data_converters::{PayloadConverter, RawValue};
+use tokio::sync::{Mutex, MutexGuard};
 
-use crate::implementations::Implementation;
-
-/// The workflow every implementation registers.
-const WORKFLOW_TYPE: &str = "GreetingWorkflow";
+use crate::{implementations::Implementation, workloads::Workload};
 
 /// The build id every implementation's version has (each has its own deployment).
 pub const BUILD_ID: &str = "build-1";
 
-/// Function settings shared by every implementation.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
-pub struct FunctionSettings {
+/// How a function is configured for a measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FunctionShape {
     /// Function timeout. Every package's default shutdown buffer is 7 s, so this leaves
-    /// `timeout - 7 s` of polling per invocation.
+    /// `timeout - 7 s` of polling per invocation to a worker without an idle exit.
     pub timeout_secs: u64,
-    /// Configured memory (reported by lambda-local, never enforced; cost uses the measured peak).
+    /// Memory size: lambda-local gives each environment the CPU share and memory limit of it.
     pub memory_mb: u32,
+    /// Reserved concurrency: at most this many environments at once.
+    pub concurrency: u32,
 }
+
+/// The shape functions are deployed with (the server's first invocation ends quickly).
+const DEPLOY_SHAPE: FunctionShape = FunctionShape {
+    timeout_secs: 10,
+    memory_mb: 1024,
+    concurrency: 1,
+};
 
 /// One workflow run as the client saw it.
 #[derive(Debug)]
@@ -50,14 +57,16 @@ pub struct Lab {
     server: DevServer,
     client: Client,
     role: RoleConfig,
-    settings: FunctionSettings,
     temporal_address: String,
+    /// Held while an implementation's workflows run, so no two implementations work at once;
+    /// their functions' idle tails (a worker polling until its deadline) may overlap.
+    busy: Mutex<()>,
 }
 
 impl Lab {
     /// Starts both. The functions' output and REPORT lines go to stderr, which `bench/run`
     /// sends to a log file: a peer that cannot run says why there.
-    pub async fn start(settings: FunctionSettings) -> Result<Self, String> {
+    pub async fn start() -> Result<Self, String> {
         let role = RoleConfig {
             arn: "arn:aws:iam::123456789012:role/temporal-invoker".to_owned(),
             external_id: "bench-external-id".to_owned(),
@@ -85,8 +94,8 @@ impl Lab {
             server,
             client,
             role,
-            settings,
             temporal_address,
+            busy: Mutex::new(()),
         })
     }
 
@@ -95,25 +104,20 @@ impl Lab {
         format!("bench-{}", implementation.name)
     }
 
-    /// The run's function timeout, in seconds.
-    pub fn timeout_secs(&self) -> u64 {
-        self.settings.timeout_secs
+    /// Waits until no other implementation's workflows run; they may start when this is dropped.
+    pub async fn turn(&self) -> MutexGuard<'_, ()> {
+        self.busy.lock().await
     }
 
-    fn function(
-        &self,
-        implementation: &Implementation,
-        concurrency: u32,
-        timeout_secs: u64,
-    ) -> FunctionConfig {
+    fn function(&self, implementation: &Implementation, shape: FunctionShape) -> FunctionConfig {
         let mut function = FunctionConfig::new(
             implementation.name.clone(),
             implementation.command.clone(),
             implementation.package.clone(),
         );
-        function.timeout = Duration::from_secs(timeout_secs);
-        function.memory_mb = self.settings.memory_mb;
-        function.concurrency = concurrency;
+        function.timeout = Duration::from_secs(shape.timeout_secs);
+        function.memory_mb = shape.memory_mb;
+        function.concurrency = shape.concurrency;
         let deployment = format!("bench-{}", implementation.name);
         for (key, value) in [
             ("TEMPORAL_ADDRESS", self.temporal_address.as_str()),
@@ -133,7 +137,7 @@ impl Lab {
     /// `create-version` (it registers the task queue).
     pub async fn deploy(&self, implementation: &Implementation) -> Result<(), String> {
         self.lambda
-            .add_function(self.function(implementation, 1, self.settings.timeout_secs))
+            .add_function(self.function(implementation, DEPLOY_SHAPE))
             .map_err(|e| e.to_string())?;
         let arn = self
             .lambda
@@ -172,17 +176,15 @@ impl Lab {
         }
     }
 
-    /// Replaces the function with a fresh copy (same name, version and ARN) with this
-    /// concurrency and timeout: its warm environments are killed, so the next invocation is a
-    /// cold start.
+    /// Replaces the function with a fresh copy (same name, version and ARN) of this shape: its
+    /// warm environments are killed, so the next invocation is a cold start.
     pub fn reset(
         &self,
         implementation: &Implementation,
-        concurrency: u32,
-        timeout_secs: u64,
+        shape: FunctionShape,
     ) -> Result<(), String> {
         self.lambda
-            .add_function(self.function(implementation, concurrency, timeout_secs))
+            .add_function(self.function(implementation, shape))
             .map(drop)
             .map_err(|e| e.to_string())
     }
@@ -215,15 +217,17 @@ impl Lab {
             .collect()
     }
 
-    /// Starts one greeting workflow and waits (at most `patience`) for its result.
+    /// Runs one workflow of `workload` and waits (at most `patience`) for its result.
     pub async fn run_workflow(
         &self,
+        workload: Workload,
         task_queue: &str,
         workflow_id: &str,
         patience: Duration,
     ) -> WorkflowRun {
-        run_greeting(
+        run_workload(
             self.client.clone(),
+            workload,
             task_queue.to_owned(),
             workflow_id.to_owned(),
             patience,
@@ -279,43 +283,65 @@ impl Lab {
     }
 }
 
-/// Starts one greeting workflow (its name is its input) and waits at most `patience` for its
-/// result. Owns its arguments so bursts can spawn it.
-pub async fn run_greeting(
+/// Starts one workflow of `workload`, sends it its signal when it has one, and waits at most
+/// `patience` for its result, which must be the expected one. Owns its arguments so bursts can
+/// spawn it.
+pub async fn run_workload(
     client: Client,
+    workload: Workload,
     task_queue: String,
     workflow_id: String,
     patience: Duration,
 ) -> WorkflowRun {
     let started_at_ms = now_ms();
+    let started = Instant::now();
+    let converter = PayloadConverter::default();
     let result = async {
-        // The greeting's name is the workflow id, so every result is distinct and checkable.
-        let input = RawValue::from_value(&workflow_id, &PayloadConverter::default());
+        let input = RawValue::from_value(&workload.input(&workflow_id), &converter);
         let handle = client
             .start_workflow(
-                UntypedWorkflow::new(WORKFLOW_TYPE),
+                UntypedWorkflow::new(workload.workflow_type()),
                 input,
                 WorkflowStartOptions::new(task_queue, workflow_id.clone()).build(),
             )
             .await
             .map_err(|e| format!("start: {e}"))?;
-        let output = tokio::time::timeout(
-            patience,
-            handle.get_result(WorkflowGetResultOptions::default()),
-        )
-        .await
-        .map_err(|_| format!("no result within {}s", patience.as_secs()))?
-        .map_err(|e| format!("result: {e}"))?;
-        let greeting: String = output
+        let signal = async {
+            let Some((after, name, argument)) = workload.signal() else {
+                return Ok(());
+            };
+            tokio::time::sleep_until((started + after).into()).await;
+            handle
+                .signal(
+                    UntypedSignal::new(name),
+                    RawValue::from_value(&argument, &converter),
+                    WorkflowSignalOptions::default(),
+                )
+                .await
+                .map_err(|e| format!("signal {name}: {e}"))
+        };
+        let output = async {
+            tokio::time::timeout(
+                patience,
+                handle.get_result(WorkflowGetResultOptions::default()),
+            )
+            .await
+            .map_err(|_| format!("no result within {}s", patience.as_secs()))?
+            .map_err(|e| format!("result: {e}"))
+        };
+        let (signalled, output) = tokio::join!(signal, output);
+        let output = output?;
+        signalled?;
+        let result: serde_json::Value = output
             .payloads
             .first()
             .and_then(|p| serde_json::from_slice(&p.data).ok())
-            .ok_or("the result is not a JSON string")?;
-        let expected = format!("Hello, {workflow_id}!");
-        if greeting == expected {
-            Ok(greeting)
+            .ok_or("the result is not JSON")?;
+        let expected = workload.expected(&workflow_id);
+        if result == expected {
+            Ok(result.to_string())
         } else {
-            Err(format!("result {greeting:?}, expected {expected:?}"))
+            Err(format!("result {result}, expected {expected}"))
         }
     }
     .await;

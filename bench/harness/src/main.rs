@@ -4,21 +4,27 @@
 //! them while it starts workflows, and writes every raw figure and invocation record to a JSON
 //! file that `bench/report.py` turns into tables and a plot.
 //!
-//! Implementations run one after another, never at once, so they do not share the two cores;
-//! rounds interleave them so slow drift of the machine spreads over all of them alike.
+//! A run is a list of cells: a workload at a memory size and function timeout. The memory sweep
+//! is the greeting at every size of `--sweep`; the workload cells are every workload of
+//! `--workloads` at every size of `--sizes`. In each cell every implementation runs cold and warm
+//! single workflows, then a burst. Implementations take turns to run workflows (never two at
+//! once, so they do not share the cores) while their functions' idle tails overlap.
 
 mod implementations;
 mod lab;
 mod scenarios;
+mod workloads;
 
 use std::{path::PathBuf, time::Instant};
 
 use clap::Parser;
+use futures::future::join_all;
 use implementations::{Implementation, Interpreters};
-use lab::{FunctionSettings, Lab};
-use lambda_local::InvocationRecord;
-use scenarios::{Burst, FollowUp, Patience, Single};
+use lab::{FunctionShape, Lab};
+use lambda_local::{InvocationRecord, Limits};
+use scenarios::{Burst, Patience, Single};
 use serde::Serialize;
+use workloads::Workload;
 
 #[derive(Parser)]
 #[command(about = "Benchmarks the Rust Lambda worker against its Go, Python and TypeScript peers")]
@@ -45,115 +51,142 @@ struct Args {
     /// those environment variables. Repeatable.
     #[arg(long)]
     variant: Vec<String>,
-    /// Cold and warm single-workflow samples per implementation.
+    /// Memory sizes (MB) of the sweep: the greeting at each size.
+    #[arg(long, value_delimiter = ',')]
+    sweep: Vec<u32>,
+    /// Function timeout of the sweep, in seconds.
+    #[arg(long)]
+    sweep_timeout_secs: Option<u64>,
+    /// Cold and warm samples per implementation and size in the sweep.
+    #[arg(long)]
+    sweep_rounds: Option<usize>,
+    /// The workloads of the workload cells.
+    #[arg(long, value_delimiter = ',')]
+    workloads: Vec<Workload>,
+    /// Memory sizes (MB) of the workload cells.
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<u32>,
+    /// Function timeout of the workload cells, in seconds (the deploy script's default is 60).
+    #[arg(long)]
+    timeout_secs: Option<u64>,
+    /// Cold and warm samples per implementation in each workload cell.
     #[arg(long)]
     rounds: Option<usize>,
-    /// Workflows per burst.
+    /// Workflows per burst (0: no burst).
     #[arg(long)]
     burst: Option<usize>,
-    /// Reserved concurrencies of the burst runs (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    concurrency: Vec<u32>,
-    /// Invocations per implementation to collect for shutdown precision (extra bursts run
-    /// until the count is reached or ten minutes pass).
+    /// Reserved concurrency of the bursts.
     #[arg(long)]
-    precision: Option<usize>,
-    /// Function timeout in seconds (every package's shutdown buffer is 7 s).
-    #[arg(long, default_value_t = 10)]
-    timeout_secs: u64,
-    /// Implementations of the follow-up scenario (two workflows a gap apart, at a longer
-    /// timeout: what the idle exit saves and costs); default: rust, its variants and go.
-    #[arg(long, value_delimiter = ',')]
-    follow_up: Vec<String>,
-    /// Follow-up pairs per implementation.
-    #[arg(long)]
-    follow_up_rounds: Option<usize>,
-    /// Function timeout of the follow-up scenario, in seconds.
-    #[arg(long)]
-    follow_up_timeout_secs: Option<u64>,
-    /// Time between the first workflow's result and the second's start.
-    #[arg(long, default_value_t = 3000)]
-    follow_up_gap_ms: u64,
+    concurrency: Option<u32>,
 }
 
-/// The counts of one run.
-#[derive(Clone, Debug, Serialize)]
-struct Plan {
+/// A workload at one function shape.
+#[derive(Clone, Copy, Debug, Serialize)]
+struct Cell {
+    /// `sweep` or `workload`.
+    kind: &'static str,
+    workload: Workload,
+    memory_mb: u32,
+    timeout_secs: u64,
     rounds: usize,
     burst: usize,
-    concurrencies: Vec<u32>,
-    precision_target: usize,
-    patience: Patience,
-    function: FunctionSettings,
-    follow_up: FollowUpPlan,
+    concurrency: u32,
 }
 
-/// The follow-up scenario's counts.
+impl Cell {
+    fn label(&self) -> String {
+        format!(
+            "{} {} {} MB {} s",
+            self.kind,
+            self.workload.name(),
+            self.memory_mb,
+            self.timeout_secs
+        )
+    }
+}
+
+/// The cells of one run.
 #[derive(Clone, Debug, Serialize)]
-struct FollowUpPlan {
-    implementations: Vec<String>,
-    rounds: usize,
-    timeout_secs: u64,
-    gap_ms: u64,
+struct Plan {
+    cells: Vec<Cell>,
+    patience: Patience,
 }
 
 impl Plan {
-    fn from(args: &Args, chosen: &[Implementation]) -> Self {
-        let (rounds, burst, concurrencies, precision) = if args.short {
-            (1, 4, vec![4], 0)
-        } else {
-            (7, 100, vec![1, 4, 16], 200)
+    fn from(args: &Args) -> Self {
+        let short = args.short;
+        let or = |given: &[u32], full: &[u32], short_default: &[u32]| -> Vec<u32> {
+            match (given.is_empty(), short) {
+                (false, _) => given.to_vec(),
+                (true, false) => full.to_vec(),
+                (true, true) => short_default.to_vec(),
+            }
         };
+        let sweep = or(&args.sweep, &[128, 256, 512, 1024, 1769], &[256]);
+        let sizes = or(&args.sizes, &[256, 128], &[256]);
+        let workloads = if args.workloads.is_empty() {
+            vec![Workload::Greeting, Workload::Approval, Workload::Fanout]
+        } else {
+            args.workloads.clone()
+        };
+        let pick = |given: Option<usize>, full, short_value| {
+            given.unwrap_or(if short { short_value } else { full })
+        };
+        let mut cells: Vec<Cell> = sweep
+            .iter()
+            .map(|&memory_mb| Cell {
+                kind: "sweep",
+                workload: Workload::Greeting,
+                memory_mb,
+                // Short, so a worker polling until its deadline does not dominate the run: the
+                // workload cells show the bill at the deploy default.
+                timeout_secs: args.sweep_timeout_secs.unwrap_or(10),
+                rounds: pick(args.sweep_rounds, 3, 1),
+                burst: 0,
+                concurrency: 1,
+            })
+            .collect();
+        for &memory_mb in &sizes {
+            for &workload in &workloads {
+                cells.push(Cell {
+                    kind: "workload",
+                    workload,
+                    memory_mb,
+                    timeout_secs: args.timeout_secs.unwrap_or(if short { 10 } else { 60 }),
+                    rounds: pick(args.rounds, 1, 1),
+                    burst: pick(args.burst, 50, 4),
+                    concurrency: args.concurrency.unwrap_or(if short { 4 } else { 10 }),
+                });
+            }
+        }
         Self {
-            rounds: args.rounds.unwrap_or(rounds),
-            burst: args.burst.unwrap_or(burst),
-            concurrencies: if args.concurrency.is_empty() {
-                concurrencies
-            } else {
-                args.concurrency.clone()
-            },
-            precision_target: args.precision.unwrap_or(precision),
-            patience: if args.short {
+            cells,
+            patience: if short {
                 Patience {
-                    workflow_secs: 60,
+                    workflow_secs: 90,
                     drain_secs: 60,
                 }
             } else {
                 Patience {
-                    workflow_secs: 180,
+                    workflow_secs: 240,
                     drain_secs: 300,
                 }
             },
-            function: FunctionSettings {
-                timeout_secs: args.timeout_secs,
-                memory_mb: 1024,
-            },
-            follow_up: FollowUpPlan {
-                implementations: chosen
-                    .iter()
-                    .map(|i| i.name.clone())
-                    .filter(|name| {
-                        if args.follow_up.is_empty() {
-                            name == "go" || name == "rust" || name.starts_with("rust-")
-                        } else {
-                            args.follow_up.contains(name)
-                        }
-                    })
-                    .collect(),
-                rounds: args
-                    .follow_up_rounds
-                    .unwrap_or(if args.short { 1 } else { 3 }),
-                // Long enough that polling the whole window shows: a typical function timeout
-                // is minutes, and the bill of a worker without an idle exit grows with it.
-                timeout_secs: args.follow_up_timeout_secs.unwrap_or(if args.short {
-                    10
-                } else {
-                    30
-                }),
-                gap_ms: args.follow_up_gap_ms,
-            },
         }
     }
+}
+
+/// What one implementation did in one cell.
+#[derive(Serialize)]
+struct CellResult {
+    #[serde(flatten)]
+    cell: Cell,
+    /// What stopped it in this cell (an implementation that cannot run at a size, for example
+    /// out of memory, still runs in the other cells).
+    error: Option<String>,
+    cold: Vec<Single>,
+    warm: Vec<Single>,
+    bursts: Vec<Burst>,
 }
 
 /// Everything measured for one implementation.
@@ -167,10 +200,7 @@ struct Measured {
     package_files: u64,
     /// Why it could not be measured (further), when it could not.
     error: Option<String>,
-    cold: Vec<Single>,
-    warm: Vec<Single>,
-    bursts: Vec<Burst>,
-    follow_ups: Vec<FollowUp>,
+    cells: Vec<CellResult>,
     /// Every invocation of its function, for billing, memory and shutdown precision.
     records: Vec<InvocationRecord>,
 }
@@ -182,6 +212,10 @@ struct Results {
     wall_clock_s: f64,
     load_average_before: String,
     load_average_after: String,
+    /// The limits the environments ran under, over every invocation of the run: `cgroup` when
+    /// every one had its memory size's CPU share and memory limit, `none` or `mixed` otherwise
+    /// (the report then writes no headline).
+    limits: &'static str,
     plan: Plan,
     implementations: Vec<Measured>,
 }
@@ -230,12 +264,12 @@ fn fail(message: &str) -> ! {
 }
 
 async fn run(args: &Args, chosen: Vec<Implementation>) -> Result<Results, String> {
-    let plan = Plan::from(args, &chosen);
+    let plan = Plan::from(args);
     let clock = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339();
     let load_average_before = load_average();
     println!("plan: {}", serde_json::to_string(&plan).unwrap_or_default());
-    let lab = Lab::start(plan.function).await?;
+    let lab = Lab::start().await?;
     let mut measured: Vec<Measured> = chosen.iter().map(new_measured).collect();
 
     for (implementation, m) in chosen.iter().zip(&mut measured) {
@@ -247,91 +281,16 @@ async fn run(args: &Args, chosen: Vec<Implementation>) -> Result<Results, String
             m.error = Some(format!("deploy: {e}"));
         }
     }
-    for round in 0..plan.rounds {
-        for (implementation, m) in chosen.iter().zip(&mut measured) {
-            if m.error.is_some() {
-                continue;
-            }
-            for cold in [true, false] {
-                let kind = if cold { "cold" } else { "warm" };
-                let id = format!("{}-{kind}-{round}", implementation.name);
-                let sample = scenarios::single(&lab, implementation, cold, id, plan.patience).await;
-                println!(
-                    "{} {kind} #{round}: {}",
-                    implementation.name,
-                    brief(&sample)
-                );
-                if let Some(e) = &sample.error {
-                    m.error = Some(format!("{kind} workflow: {e}"));
-                }
-                let list = if cold { &mut m.cold } else { &mut m.warm };
-                list.push(sample);
-                if m.error.is_some() {
-                    break;
-                }
-            }
-        }
-    }
-    for &concurrency in &plan.concurrencies {
-        for (implementation, m) in chosen.iter().zip(&mut measured) {
-            if m.error.is_some() {
-                continue;
-            }
-            let tag = format!("burst-c{concurrency}");
-            let b = scenarios::burst(
-                &lab,
-                implementation,
-                "throughput",
-                concurrency,
-                plan.burst,
-                &tag,
-                plan.patience,
-            )
-            .await;
-            println!(
-                "{} burst c={concurrency}: {}/{} in {} ms ({:.2}/s), {} invocations, {:?}",
-                implementation.name,
-                b.completed,
-                b.workflows,
-                b.elapsed_ms,
-                b.throughput_per_s,
-                b.bill.invocations,
-                b.errors
-            );
-            m.bursts.push(b);
-        }
-    }
-    for (implementation, m) in chosen.iter().zip(&mut measured) {
-        if m.error.is_none() {
-            top_up_precision(&lab, implementation, m, &plan).await;
-        }
-    }
-    // Last, as it leaves the functions with the longer timeout.
-    let follow_up = &plan.follow_up;
-    for round in 0..follow_up.rounds {
-        for (implementation, m) in chosen.iter().zip(&mut measured) {
-            if m.error.is_some() || !follow_up.implementations.contains(&implementation.name) {
-                continue;
-            }
-            let f = scenarios::follow_up(
-                &lab,
-                implementation,
-                follow_up.timeout_secs,
-                std::time::Duration::from_millis(follow_up.gap_ms),
-                &format!("follow-up-{round}"),
-                plan.patience,
-            )
-            .await;
-            println!(
-                "{} follow-up #{round}: e2e {} ms then {} ms, {} invocations, billed {} ms {}",
-                implementation.name,
-                f.first_e2e_ms,
-                f.second_e2e_ms,
-                f.bill.invocations,
-                f.bill.billed_ms,
-                f.error.as_deref().unwrap_or_default()
-            );
-            m.follow_ups.push(f);
+    for cell in &plan.cells {
+        println!("cell: {}", cell.label());
+        let runs = chosen
+            .iter()
+            .zip(&measured)
+            .filter(|(_, m)| m.error.is_none())
+            .map(|(implementation, _)| run_cell(&lab, implementation, *cell, plan.patience));
+        let mut done = join_all(runs).await.into_iter();
+        for m in measured.iter_mut().filter(|m| m.error.is_none()) {
+            m.cells.extend(done.next());
         }
     }
     for (implementation, m) in chosen.iter().zip(&mut measured) {
@@ -339,55 +298,108 @@ async fn run(args: &Args, chosen: Vec<Implementation>) -> Result<Results, String
     }
     let wall_clock_s = clock.elapsed().as_secs_f64();
     lab.stop().await;
+    let all: Vec<Limits> = measured
+        .iter()
+        .flat_map(|m| m.records.iter().map(|r| r.limits))
+        .collect();
     Ok(Results {
         mode: if args.short { "short" } else { "full" },
         started_at,
         wall_clock_s,
         load_average_before,
         load_average_after: load_average(),
+        limits: if all.iter().all(|l| *l == Limits::Cgroup) && !all.is_empty() {
+            "cgroup"
+        } else if all.iter().all(|l| *l == Limits::None) {
+            "none"
+        } else {
+            "mixed"
+        },
         plan,
         implementations: measured,
     })
 }
 
-/// Runs extra bursts until the implementation has `precision_target` invocations on record,
-/// for at most ten minutes.
-async fn top_up_precision(
+/// One implementation through one cell: cold and warm singles, then the burst; the first failed
+/// single ends it.
+async fn run_cell(
     lab: &Lab,
     implementation: &Implementation,
-    m: &mut Measured,
-    plan: &Plan,
-) {
-    let limit = Instant::now() + std::time::Duration::from_secs(600);
-    let mut wave = 0;
-    while records_of(lab, &implementation.name).len() < plan.precision_target
-        && Instant::now() < limit
-    {
-        let tag = format!("precision-{wave}");
-        // Bursts at concurrency 16 make the most invocations per minute (about 15 per 100
-        // workflows here): the server invokes once per batch of tasks that found no poller.
+    cell: Cell,
+    patience: Patience,
+) -> CellResult {
+    let name = &implementation.name;
+    let workload = cell.workload.name();
+    let single_shape = FunctionShape {
+        timeout_secs: cell.timeout_secs,
+        memory_mb: cell.memory_mb,
+        concurrency: 1,
+    };
+    let mut result = CellResult {
+        cell,
+        error: None,
+        cold: Vec::new(),
+        warm: Vec::new(),
+        bursts: Vec::new(),
+    };
+    let tag = format!("{}-{}mb-{}s", workload, cell.memory_mb, cell.timeout_secs);
+    for round in 0..cell.rounds {
+        for cold in [true, false] {
+            let kind = if cold { "cold" } else { "warm" };
+            let id = format!("{name}-{tag}-{kind}-{round}");
+            let sample = scenarios::single(
+                lab,
+                implementation,
+                cell.workload,
+                single_shape,
+                cold,
+                id,
+                patience,
+            )
+            .await;
+            println!("{name} {tag} {kind} #{round}: {}", brief(&sample));
+            result.error = sample
+                .error
+                .as_ref()
+                .map(|e| format!("{kind} workflow: {e}"));
+            if cold {
+                result.cold.push(sample);
+            } else {
+                result.warm.push(sample);
+            }
+            if result.error.is_some() {
+                return result;
+            }
+        }
+    }
+    if cell.burst > 0 {
+        let shape = FunctionShape {
+            concurrency: cell.concurrency,
+            ..single_shape
+        };
         let b = scenarios::burst(
             lab,
             implementation,
-            "precision",
-            16,
-            plan.burst,
-            &tag,
-            plan.patience,
+            cell.workload,
+            shape,
+            cell.burst,
+            &format!("{tag}-burst"),
+            patience,
         )
         .await;
         println!(
-            "{} precision wave {wave}: {} invocations so far",
-            implementation.name,
-            records_of(lab, &implementation.name).len()
+            "{name} {tag} burst c={}: {}/{} in {} ms ({:.2}/s), {} invocations, {:?}",
+            cell.concurrency,
+            b.completed,
+            b.workflows,
+            b.elapsed_ms,
+            b.throughput_per_s,
+            b.bill.invocations,
+            b.errors
         );
-        let stalled = b.bill.invocations == 0;
-        m.bursts.push(b);
-        wave += 1;
-        if stalled {
-            break;
-        }
+        result.bursts.push(b);
     }
+    result
 }
 
 fn records_of(lab: &Lab, function: &str) -> Vec<InvocationRecord> {
@@ -421,10 +433,7 @@ fn new_measured(implementation: &Implementation) -> Measured {
         package_bytes,
         package_files,
         error,
-        cold: Vec::new(),
-        warm: Vec::new(),
-        bursts: Vec::new(),
-        follow_ups: Vec::new(),
+        cells: Vec::new(),
         records: Vec::new(),
     }
 }

@@ -1,6 +1,10 @@
 //! What is measured: one workflow against a cold or a warm function, and a burst of workflows
-//! against a function with a given reserved concurrency. Each returns raw figures; medians,
-//! spreads and ratios are left to the report.
+//! against a function with a given reserved concurrency, for any workload and function shape.
+//! Each returns raw figures; medians, spreads and ratios are left to the report.
+//!
+//! A scenario runs its workflows in the lab's turn (no other implementation works meanwhile) and
+//! then, outside it, waits for its function to come to rest, so one implementation's idle tail
+//! (a worker polling until its deadline) overlaps the next one's work.
 
 use std::time::Duration;
 
@@ -9,7 +13,8 @@ use serde::Serialize;
 
 use crate::{
     implementations::Implementation,
-    lab::{Lab, WorkflowRun, now_ms, run_greeting},
+    lab::{FunctionShape, Lab, WorkflowRun, now_ms, run_workload},
+    workloads::Workload,
 };
 
 /// How long to wait for things, by mode.
@@ -66,26 +71,32 @@ pub struct Single {
     pub bill: Bill,
 }
 
-/// Runs one workflow against the function, `cold` or warm, and waits for the function to rest.
+/// Runs one workflow against the function of `shape` (one environment), `cold` or warm, and
+/// waits for the function to rest.
 pub async fn single(
     lab: &Lab,
     implementation: &Implementation,
+    workload: Workload,
+    shape: FunctionShape,
     cold: bool,
     workflow_id: String,
     patience: Patience,
 ) -> Single {
     let name = &implementation.name;
     let mut error = None;
-    if cold && let Err(e) = lab.reset(implementation, 1, lab.timeout_secs()) {
+    let turn = lab.turn().await;
+    if cold && let Err(e) = lab.reset(implementation, shape) {
         error = Some(format!("cannot reset the function: {e}"));
     }
     let run = lab
         .run_workflow(
+            workload,
             &Lab::task_queue(implementation),
             &workflow_id,
             Duration::from_secs(patience.workflow_secs),
         )
         .await;
+    drop(turn);
     if let Err(e) = &run.result {
         error.get_or_insert_with(|| e.clone());
         lab.terminate(&workflow_id).await;
@@ -128,8 +139,6 @@ pub async fn single(
 /// environments discarded first (a burst arriving at a function scaled to zero).
 #[derive(Debug, Serialize)]
 pub struct Burst {
-    /// `throughput` or `precision` (extra invocations for the shutdown-precision sample).
-    pub purpose: &'static str,
     pub concurrency: u32,
     pub workflows: usize,
     pub completed: usize,
@@ -151,22 +160,24 @@ pub struct Burst {
 pub async fn burst(
     lab: &Lab,
     implementation: &Implementation,
-    purpose: &'static str,
-    concurrency: u32,
+    workload: Workload,
+    shape: FunctionShape,
     workflows: usize,
     tag: &str,
     patience: Patience,
 ) -> Burst {
     let name = &implementation.name;
     let mut errors = Vec::new();
-    if let Err(e) = lab.reset(implementation, concurrency, lab.timeout_secs()) {
+    let turn = lab.turn().await;
+    if let Err(e) = lab.reset(implementation, shape) {
         errors.push(format!("cannot reset the function: {e}"));
     }
     let started_at_ms = now_ms();
     let runs: Vec<_> = (0..workflows)
         .map(|i| {
-            tokio::spawn(run_greeting(
+            tokio::spawn(run_workload(
                 lab.client(),
+                workload,
                 Lab::task_queue(implementation),
                 format!("{name}-{tag}-{i}"),
                 Duration::from_secs(patience.workflow_secs),
@@ -180,6 +191,7 @@ pub async fn burst(
             Err(e) => errors.push(format!("workflow task panicked: {e}")),
         }
     }
+    drop(turn);
     let mut latencies_ms = Vec::new();
     let mut last_end = started_at_ms;
     for (i, run) in &finished {
@@ -210,8 +222,7 @@ pub async fn burst(
         errors.insert(0, summary);
     }
     Burst {
-        purpose,
-        concurrency,
+        concurrency: shape.concurrency,
         workflows,
         completed,
         errors,
@@ -225,62 +236,6 @@ pub async fn burst(
         cold_starts: records.iter().filter(|r| r.cold_start).count(),
         bill: Bill::of(&records),
         drained,
-    }
-}
-
-/// Two workflows `gap` apart against a cold function whose timeout gives a long poll window:
-/// what an idle exit saves (the rest of the window a worker would otherwise poll and bill) and
-/// what it costs (once the worker has left, the second workflow waits for a new invocation).
-#[derive(Debug, Serialize)]
-pub struct FollowUp {
-    pub error: Option<String>,
-    /// Client-side start to result of the first workflow (cold) and of the second.
-    pub first_e2e_ms: u64,
-    pub second_e2e_ms: u64,
-    /// The invocations the pair caused until the function was idle again: 2 when the second
-    /// workflow needed an invocation of its own.
-    #[serde(flatten)]
-    pub bill: Bill,
-}
-
-/// Runs a [`FollowUp`] pair with function timeout `timeout_secs`.
-pub async fn follow_up(
-    lab: &Lab,
-    implementation: &Implementation,
-    timeout_secs: u64,
-    gap: Duration,
-    tag: &str,
-    patience: Patience,
-) -> FollowUp {
-    let name = &implementation.name;
-    let mut error = lab.reset(implementation, 1, timeout_secs).err();
-    let task_queue = Lab::task_queue(implementation);
-    let patience_each = Duration::from_secs(patience.workflow_secs);
-    let first = lab
-        .run_workflow(&task_queue, &format!("{name}-{tag}-first"), patience_each)
-        .await;
-    tokio::time::sleep(gap).await;
-    let second = lab
-        .run_workflow(&task_queue, &format!("{name}-{tag}-second"), patience_each)
-        .await;
-    for (run, which) in [(&first, "first"), (&second, "second")] {
-        if let Err(e) = &run.result {
-            error.get_or_insert_with(|| format!("{which} workflow: {e}"));
-            lab.terminate(&format!("{name}-{tag}-{which}")).await;
-        }
-    }
-    // The drain may take the whole poll window of a worker without an idle exit.
-    let drain = Duration::from_secs(patience.drain_secs.max(timeout_secs * 2));
-    if !lab.wait_idle(name, drain).await {
-        error.get_or_insert_with(|| format!("invocations still running after {drain:?}"));
-        lab.remove(name).await;
-    }
-    let records = lab.records_since(name, first.started_at_ms);
-    FollowUp {
-        error: error.map(|e| explain(e, &records)),
-        first_e2e_ms: first.ended_at_ms.saturating_sub(first.started_at_ms),
-        second_e2e_ms: second.ended_at_ms.saturating_sub(second.started_at_ms),
-        bill: Bill::of(&records),
     }
 }
 

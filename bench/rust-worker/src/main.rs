@@ -1,7 +1,8 @@
 //! The Lambda `bootstrap` the benchmark deploys for the Rust implementation: `greeting-worker`
-//! with one difference, the same as in every peer: `BENCH_DEPLOYMENT` and `BENCH_BUILD_ID` name
-//! the Worker Deployment Version, so the harness can give each implementation (and each variant
-//! of ours, such as one with idle exit switched on through the environment) its own.
+//! plus the approval and fan-out workloads ([`workloads`]), with one difference, the same as in
+//! every peer: `BENCH_DEPLOYMENT` and `BENCH_BUILD_ID` name the Worker Deployment Version, so the
+//! harness can give each implementation (and each variant of ours, such as one with idle exit
+//! switched on through the environment) its own.
 //!
 //! `BENCH_BEHAVIORS=mixed` (the `rust-mixed` variant) measures what per-workflow versioning
 //! behaviours cost: the worker default becomes AutoUpgrade while the greeting workflow stays
@@ -9,6 +10,8 @@
 //! its completion rewritten) and the histories are those of the default run.
 
 use temporal_lambda_worker::{Version, VersioningBehavior, run_worker};
+
+mod workloads;
 
 #[tokio::main]
 async fn main() {
@@ -25,6 +28,7 @@ async fn main() {
     };
     run_worker(version, move |options| {
         greeting::configure(options)?;
+        workloads::configure(options)?;
         if mixed {
             options.default_versioning_behavior(VersioningBehavior::AutoUpgrade);
         }

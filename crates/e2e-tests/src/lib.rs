@@ -99,6 +99,30 @@ impl StepsWorkflow {
     }
 }
 
+/// An activity, a durable timer of `timer_ms`, another activity; returns 1 + 2. Whether the
+/// timer is waited out by the invocation that started it shows the idle exit's lookahead.
+#[workflow]
+#[derive(Default)]
+pub struct TimerWorkflow;
+
+#[workflow_methods]
+impl TimerWorkflow {
+    /// Takes the timer's length in milliseconds.
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, timer_ms: u64) -> WorkflowResult<u32> {
+        let step = |n: u32| {
+            ctx.execute_activity(
+                SlowActivities::step,
+                (n, 0),
+                ActivityOptions::start_to_close_timeout(Duration::from_secs(10)),
+            )
+        };
+        let first = step(1).await?;
+        ctx.timer(Duration::from_millis(timer_ms)).await;
+        Ok(first + step(2).await?)
+    }
+}
+
 /// The workload of a new user's order flow, in which every kind of task meets the moments when
 /// invocations stop: an activity, a timer, a wait for a signal, then two more activities, the
 /// first of which (`charge`) fails its first attempt on purpose and is retried after the SDK's

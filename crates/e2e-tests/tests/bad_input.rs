@@ -132,6 +132,11 @@ fn every_bad_setting_stops_the_cold_start_with_one_line_naming_the_fix() {
             "idle exit of 10ms (TEMPORAL_LAMBDA_IDLE_EXIT or idle_exit) is too short",
         ),
         (
+            "lookahead not a duration",
+            &[queue, ("TEMPORAL_LAMBDA_IDLE_LOOKAHEAD", "soon")],
+            "TEMPORAL_LAMBDA_IDLE_LOOKAHEAD is 'soon': not a duration",
+        ),
+        (
             "reuse switch not a boolean",
             &[queue, ("TEMPORAL_LAMBDA_REUSE_CONNECTION", "maybe")],
             "TEMPORAL_LAMBDA_REUSE_CONNECTION is 'maybe': use true or false",

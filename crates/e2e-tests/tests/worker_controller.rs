@@ -10,7 +10,9 @@ use std::{
 
 mod common;
 
-use e2e_tests::{ApprovalWorkflow, OutOfMemoryWorkflow, OutlivesTimeoutWorkflow, StepsWorkflow};
+use e2e_tests::{
+    ApprovalWorkflow, OutOfMemoryWorkflow, OutlivesTimeoutWorkflow, StepsWorkflow, TimerWorkflow,
+};
 use greeting::GreetingWorkflow;
 use lambda_local::{FunctionConfig, Outcome, RoleConfig};
 use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
@@ -325,6 +327,44 @@ where
             common::complete(&client, workflow, input, task_queue, id.clone(), patience).await;
         (output, common::History::fetch(&client, &id).await)
     })
+}
+
+/// The idle exit's lookahead (2 s by default): a worker whose cached workflow starts a 1.5 s timer
+/// stays for it, so the whole workflow runs in one invocation, from its cache; for a 4 s timer it
+/// leaves after its idle second and a new invocation serves the timer. Neither waits for a
+/// timeout.
+#[test]
+fn an_idle_worker_stays_for_a_short_timer_and_leaves_for_a_long_one() {
+    let fixture = fixture();
+    let name = "lookahead-e2e";
+    // A 60 s timeout: only the idle exit can end these invocations early.
+    let task_queue = fixture.deploy(name, "build-1", 60, 1);
+    for (timer_ms, working_invocations) in [(1_500, 1..=1), (4_000, 2..=3)] {
+        let since = common::epoch_ms();
+        let id = format!("lookahead-{timer_ms}");
+        let (result, history) = run_to_completion(TimerWorkflow::run, timer_ms, &task_queue, &id);
+        assert_eq!(result, 3);
+        common::assert_no_timeout_waits(&[history], &[]);
+        common::wait_until("the invocations ended", Duration::from_secs(30), || {
+            fixture.lambda.in_flight(name) == 0
+        });
+        let working: Vec<_> = fixture
+            .records(name)
+            .into_iter()
+            .filter(|r| r.received_at_ms >= since && r.processed_no_task == Some(false))
+            .collect();
+        assert!(
+            working_invocations.contains(&working.len()),
+            "{timer_ms} ms timer: {} invocations did work, expected {working_invocations:?}: \
+             {working:?}",
+            working.len()
+        );
+        assert!(
+            working
+                .iter()
+                .all(|r| common::response(r, "stopped_by") == "idle")
+        );
+    }
 }
 
 #[test]

@@ -89,7 +89,7 @@ impl ShutdownContext {
 /// - `connection` and `client`: loaded from `temporal.toml` and the environment.
 /// - `shutdown_deadline_buffer`: time reserved at the end of each invocation (unset: the stop
 ///   timeout + 2 s).
-/// - `idle_exit` (1 s), `idle_exit_lookahead` (5 s) and `reuse_connection` (on): see their
+/// - `idle_exit` (1 s), `idle_exit_lookahead` (2 s) and `reuse_connection` (on): see their
 ///   fields.
 ///
 /// Before `configure` runs, the `TEMPORAL_LAMBDA_*` variables of the function's environment are
@@ -132,7 +132,7 @@ pub struct Options {
     /// invocation stays until it has come, so a short timer is served from the cache instead of
     /// by a new invocation that replays the history; waits longer than the lookahead still stop
     /// billing. Signals and other outside events cannot be foreseen. Default:
-    /// [`defaults::IDLE_EXIT_LOOKAHEAD`] (5 s). `None`: the idle exit looks at nothing but the
+    /// [`defaults::IDLE_EXIT_LOOKAHEAD`] (2 s). `None`: the idle exit looks at nothing but the
     /// tasks in flight.
     pub idle_exit_lookahead: Option<Duration>,
     /// Keep the connection to Temporal from one invocation to the next in the same execution

@@ -1,5 +1,5 @@
-// The TypeScript peer: the greeting workflow on @temporalio/lambda-worker, loaded by
-// aws-lambda-ric as `lib/handler.handler` (the _HANDLER variable).
+// The TypeScript peer: the greeting, approval and fan-out workflows on @temporalio/lambda-worker,
+// loaded by aws-lambda-ric as `lib/handler.handler` (the _HANDLER variable).
 //
 // BENCH_DEPLOYMENT and BENCH_BUILD_ID name the Worker Deployment Version (the harness gives each
 // implementation its own); the package reads the task queue from TEMPORAL_TASK_QUEUE and the

@@ -14,7 +14,7 @@
 
 use e2e_tests::{
     ApprovalActivities, ApprovalWorkflow, MisbehavingActivities, MisbehavingWorkflow,
-    OutOfMemoryWorkflow, OutlivesTimeoutWorkflow, SlowActivities, StepsWorkflow,
+    OutOfMemoryWorkflow, OutlivesTimeoutWorkflow, SlowActivities, StepsWorkflow, TimerWorkflow,
 };
 use temporal_lambda_worker::{Version, VersioningBehavior, run_worker};
 
@@ -57,6 +57,7 @@ fn main() {
         };
         options.register_workflow_with_behavior::<OutlivesTimeoutWorkflow>(pinned)?;
         options.register_workflow_with_behavior::<StepsWorkflow>(pinned)?;
+        options.register_workflow_with_behavior::<TimerWorkflow>(pinned)?;
         options.register_workflow_with_behavior::<MisbehavingWorkflow>(pinned)?;
         options.register_workflow_with_behavior::<ApprovalWorkflow>(approval)?;
         options.register_workflow_with_behavior::<OutOfMemoryWorkflow>(pinned)?;
