@@ -49,11 +49,11 @@ pub const EAGER_ACTIVITY_RESERVATIONS: usize = 0;
 pub const SHUTDOWN_DEADLINE_BUFFER_BEYOND_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a worker may have no task in flight before its invocation ends early
-/// ([`crate::Options::idle_exit`]). Chosen from the benchmark's follow-up scenario
-/// (`bench/BENCHMARKS.md`, "Idle exit"): for two workflows a few seconds apart it bills about a
-/// tenth of what polling the whole window does, and the second workflow waits only tens of
-/// milliseconds longer, because Temporal invokes the function again at once and a warm start
-/// takes milliseconds.
+/// ([`crate::Options::idle_exit`]). Chosen from the benchmark's follow-up scenario (the run of
+/// 2026-12-02, since replaced by the approval workload): for two workflows a few seconds apart it
+/// bills about a tenth of what polling the whole window does, and the second workflow waits only
+/// tens of milliseconds longer, because Temporal invokes the function again at once and a warm
+/// start takes milliseconds.
 pub const IDLE_EXIT: Duration = Duration::from_secs(1);
 
 /// How far ahead an idle worker looks for work that is due: a timer of a workflow in its cache,
