@@ -32,7 +32,7 @@ def plot(cells, order, path):
         if not points:
             continue
         xs, ys, sizes = zip(*points)
-        ax.plot(xs, ys, "o-", label=name, color=COLORS.get(name, None), alpha=0.85)
+        ax.plot(xs, ys, "o-", label=name, color=COLORS.get(name, "#868e96"), alpha=0.85)
         for x, y, s in points:
             ax.annotate(str(s), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_title("sweep, greeting: GB-s vs cold e2e, one point per MB", fontsize=9)
