@@ -202,10 +202,9 @@ def sweep_section(cells, order):
     return out
 
 
-def render(results, machine_info, plot_link, notes):
+def render(results, cells, machine_info, plot_link, notes):
     implementations = results["implementations"]
     order = [m["name"] for m in implementations]
-    cells = cells_of(results)
     zips = {m["name"]: zipped_bytes(m["package"]) for m in implementations}
     short = results["mode"] == "short"
     limited = results.get("limits") == "cgroup"
@@ -324,8 +323,9 @@ def main():
     args = parser.parse_args()
     results = json.load(open(args.results))
     Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-    plot(cells_of(results), [m["name"] for m in results["implementations"]], args.plot)
-    text = render(results, machine(), args.plot_link, args.notes)
+    cells = cells_of(results)
+    plot(cells, [m["name"] for m in results["implementations"]], args.plot)
+    text = render(results, cells, machine(), args.plot_link, args.notes)
     Path(args.markdown).write_text(text)
     print(f"wrote {args.markdown} and {args.plot}")
 
